@@ -1,0 +1,75 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Later issues add the JSON API
+//! and the `/admin/s3-proxy` page here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::credentials::CredentialCache;
+use crate::metrics::Metrics;
+use crate::server::listener::ResponseBody;
+use crate::server::response::full;
+
+/// Readiness: a latch released once every source has loaded; turned off again at
+/// shutdown so load balancers stop sending traffic before connections drain.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// What the admin handlers read.
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub cache: Arc<CredentialCache>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Serve one admin request.
+pub async fn handle(
+    state: Arc<AdminState>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<ResponseBody> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let mut r = text(StatusCode::OK, &state.metrics.render(&state.cache));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
+    let mut r = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

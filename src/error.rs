@@ -1,0 +1,214 @@
+//! The one boundary error: every failure a client can see is an `S3Error`, rendered
+//! as S3 XML in exactly one place ([`S3Error::to_xml`]). Messages are written by us;
+//! internal text (IO errors, upstream hostnames, key ids) never reaches a variant.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+
+/// A client-facing S3 error. The message is always text we wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3Error {
+    #[error("Access Denied")]
+    AccessDenied(Cow<'static, str>),
+    #[error("missing authentication")]
+    MissingAuthenticationToken,
+    #[error("unknown access key")]
+    InvalidAccessKeyId,
+    #[error("signature mismatch")]
+    SignatureDoesNotMatch,
+    #[error("request time too skewed")]
+    RequestTimeTooSkewed,
+    #[error("expired request")]
+    ExpiredRequest,
+    #[error("malformed authorization header")]
+    AuthorizationHeaderMalformed(Cow<'static, str>),
+    #[error("malformed presigned query")]
+    AuthorizationQueryParametersError(Cow<'static, str>),
+    #[error("content sha256 mismatch")]
+    XAmzContentSha256Mismatch,
+    #[error("bad digest")]
+    BadDigest(Cow<'static, str>),
+    #[error("incomplete body")]
+    IncompleteBody,
+    #[error("invalid request")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("invalid argument")]
+    InvalidArgument(Cow<'static, str>),
+    #[error("invalid bucket name")]
+    InvalidBucketName,
+    #[error("missing content length")]
+    MissingContentLength,
+    #[error("entity too large")]
+    EntityTooLarge(Cow<'static, str>),
+    #[error("not implemented")]
+    NotImplemented(Cow<'static, str>),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request header too large")]
+    RequestHeaderSectionTooLarge,
+    #[error("slow down")]
+    SlowDown,
+    #[error("service unavailable")]
+    ServiceUnavailable,
+    #[error("gateway timeout")]
+    GatewayTimeout,
+    #[error("internal error")]
+    InternalError,
+}
+
+impl S3Error {
+    /// The S3 error code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AccessDenied(_) => "AccessDenied",
+            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Self::InvalidAccessKeyId => "InvalidAccessKeyId",
+            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            Self::ExpiredRequest => "AccessDenied",
+            Self::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            Self::AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
+            Self::XAmzContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            Self::BadDigest(_) => "BadDigest",
+            Self::IncompleteBody => "IncompleteBody",
+            Self::InvalidRequest(_) => "InvalidRequest",
+            Self::InvalidArgument(_) => "InvalidArgument",
+            Self::InvalidBucketName => "InvalidBucketName",
+            Self::MissingContentLength => "MissingContentLength",
+            Self::EntityTooLarge(_) => "EntityTooLarge",
+            Self::NotImplemented(_) => "NotImplemented",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
+            Self::SlowDown => "SlowDown",
+            Self::ServiceUnavailable => "ServiceUnavailable",
+            Self::GatewayTimeout => "GatewayTimeout",
+            Self::InternalError => "InternalError",
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::AccessDenied(_)
+            | Self::MissingAuthenticationToken
+            | Self::InvalidAccessKeyId
+            | Self::SignatureDoesNotMatch
+            | Self::RequestTimeTooSkewed
+            | Self::ExpiredRequest => StatusCode::FORBIDDEN,
+            Self::AuthorizationHeaderMalformed(_)
+            | Self::AuthorizationQueryParametersError(_)
+            | Self::XAmzContentSha256Mismatch
+            | Self::BadDigest(_)
+            | Self::IncompleteBody
+            | Self::InvalidRequest(_)
+            | Self::InvalidArgument(_)
+            | Self::InvalidBucketName
+            | Self::EntityTooLarge(_)
+            | Self::RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
+            Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SlowDown | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The human-readable message: fixed text, or a detail we composed ourselves.
+    #[must_use]
+    pub fn message(&self) -> Cow<'static, str> {
+        let fixed: &'static str = match self {
+            Self::AccessDenied(m)
+            | Self::AuthorizationHeaderMalformed(m)
+            | Self::AuthorizationQueryParametersError(m)
+            | Self::BadDigest(m)
+            | Self::InvalidRequest(m)
+            | Self::InvalidArgument(m)
+            | Self::EntityTooLarge(m)
+            | Self::NotImplemented(m) => return m.clone(),
+            Self::MissingAuthenticationToken => "Request is missing authentication",
+            Self::InvalidAccessKeyId => {
+                "The AWS Access Key Id you provided does not exist in our records."
+            }
+            Self::SignatureDoesNotMatch => {
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+            }
+            Self::RequestTimeTooSkewed => {
+                "The difference between the request time and the server's time is too large."
+            }
+            Self::ExpiredRequest => "Request has expired",
+            Self::XAmzContentSha256Mismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            }
+            Self::IncompleteBody => {
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            }
+            Self::InvalidBucketName => "The specified bucket is not valid.",
+            Self::MissingContentLength => "You must provide the Content-Length HTTP header.",
+            Self::MethodNotAllowed => "The specified method is not allowed against this resource.",
+            Self::RequestHeaderSectionTooLarge => "Your request header section exceeds the maximum allowed size.",
+            Self::SlowDown => "Please reduce your request rate.",
+            Self::ServiceUnavailable => "The upstream storage service is unavailable. Please retry.",
+            Self::GatewayTimeout => "The upstream storage service did not answer in time. Please retry.",
+            Self::InternalError => "We encountered an internal error. Please try again.",
+        };
+        Cow::Borrowed(fixed)
+    }
+
+    /// Render the S3 error document.
+    #[must_use]
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            self.code(),
+            xml_escape(&self.message()),
+            xml_escape(resource),
+            xml_escape(request_id),
+        )
+    }
+}
+
+/// Escape text for inclusion in XML element content.
+#[must_use]
+pub fn xml_escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_xml_has_code_message_resource_and_request_id() {
+        let xml = S3Error::SignatureDoesNotMatch.to_xml("/b/k<1>", "req-1");
+        assert!(xml.starts_with("<?xml"));
+        assert!(xml.contains("<Code>SignatureDoesNotMatch</Code>"));
+        assert!(xml.contains("<Resource>/b/k&lt;1&gt;</Resource>"));
+        assert!(xml.contains("<RequestId>req-1</RequestId>"));
+        assert_eq!(S3Error::SignatureDoesNotMatch.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn upstream_failures_map_to_retryable_statuses() {
+        assert_eq!(S3Error::ServiceUnavailable.status(), 503);
+        assert_eq!(S3Error::GatewayTimeout.status(), 504);
+        assert_eq!(S3Error::SlowDown.code(), "SlowDown");
+    }
+}

@@ -1,0 +1,24 @@
+//! Stowage: a multi-tenant S3 SigV4 reverse proxy.
+//!
+//! ```text
+//! tenant SDK ──SigV4 (virtual credential)──▶ stowage :8090 ──SigV4 (backend admin key)──▶ upstream S3
+//!                                               │
+//!            credentials: SQLite ∪ Kubernetes (Kubernetes wins on access-key collision)
+//!            admin :8080: /metrics, /healthz, /readyz
+//! ```
+//!
+//! The request pipeline lives in one place, [`server::stack`]: route → authenticate →
+//! authorize → limit → re-sign → forward → stream → account.
+
+pub mod auth;
+pub mod config;
+pub mod credentials;
+// GATED pub mod admin;
+// GATED pub mod app;
+pub mod error;
+pub mod policy;
+// GATED pub mod quickstart;
+pub mod metrics;
+pub mod secret;
+// GATED pub mod server;
+// GATED pub mod upstream;

@@ -1,0 +1,10 @@
+//! The S3-facing server: the listener, the request pipeline ([`stack`]), and the
+//! response edge (error rendering, upstream-error sanitising, byte counting).
+
+pub mod listener;
+pub mod response;
+pub mod stack;
+pub mod state;
+
+pub use stack::handle;
+pub use state::ProxyState;

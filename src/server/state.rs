@@ -1,0 +1,29 @@
+//! What the pipeline reads on every request, built once at start-up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::auth::{AuthOptions, SigningKeyCache};
+use crate::credentials::CredentialCache;
+use crate::metrics::Metrics;
+use crate::upstream::{UpstreamBackend, UpstreamClient};
+
+/// Request-level limits checked by the pipeline (connection-level ones live in the
+/// listener).
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    pub max_url_bytes: usize,
+    pub max_signed_chunk_bytes: usize,
+}
+
+/// Shared, read-mostly state of the S3 proxy.
+pub struct ProxyState {
+    pub cache: Arc<CredentialCache>,
+    pub keys: SigningKeyCache,
+    pub auth: AuthOptions,
+    pub backends: HashMap<String, UpstreamBackend>,
+    pub client: UpstreamClient,
+    pub metrics: Arc<Metrics>,
+    pub host_suffixes: Vec<String>,
+    pub limits: RequestLimits,
+}

@@ -1,0 +1,130 @@
+//! The pooled upstream client: keep-alive connections with TCP_NODELAY, a connect
+//! timeout, a response-header timeout, and failures classified into retryable S3
+//! errors without internal text.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::auth::body::BodyError;
+use crate::error::S3Error;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+/// The body type the proxy sends upstream.
+pub type OutBody = UnsyncBoxBody<Bytes, BoxError>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Client tuning, from `[upstream]`.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+/// A failed upstream exchange, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, reset, or closed before a response.
+    #[error("upstream unavailable")]
+    Unavailable,
+    /// No response head within the timeout.
+    #[error("upstream timed out")]
+    Timeout,
+    /// The tenant's body failed verification while streaming.
+    #[error("request body rejected")]
+    Body(S3Error),
+}
+
+impl UpstreamError {
+    #[must_use]
+    pub fn s3_error(&self) -> S3Error {
+        match self {
+            Self::Unavailable => S3Error::ServiceUnavailable,
+            Self::Timeout => S3Error::GatewayTimeout,
+            Self::Body(e) => e.clone(),
+        }
+    }
+
+    /// Bounded metric label.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Body(_) => "body_rejected",
+        }
+    }
+}
+
+/// The shared, pooled client.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<Connector, OutBody>,
+    response_header_timeout: Duration,
+}
+
+impl UpstreamClient {
+    #[must_use]
+    pub fn new(opts: &ClientOptions) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(opts.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let connector = match builder.with_native_roots() {
+            Ok(b) => b.https_or_http().enable_http1().wrap_connector(http),
+            Err(_) => {
+                tracing::warn!("no system TLS roots found; using the bundled Mozilla roots");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_webpki_roots()
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http)
+            }
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(opts.pool_idle_timeout)
+            .pool_max_idle_per_host(opts.pool_max_idle_per_host)
+            .build(connector);
+        Self {
+            client,
+            response_header_timeout: opts.response_header_timeout,
+        }
+    }
+
+    /// Send one request and wait for the response head.
+    ///
+    /// # Errors
+    /// Classified failures; see [`UpstreamError`].
+    pub async fn send(&self, req: Request<OutBody>) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.response_header_timeout, self.client.request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(&e)),
+        }
+    }
+}
+
+/// Find our own body error in the chain (the tenant's body failed verification), else
+/// call the upstream unavailable.
+fn classify(e: &(dyn StdError + 'static)) -> UpstreamError {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(b) = err.downcast_ref::<BodyError>() {
+            return UpstreamError::Body(b.s3_error());
+        }
+        cur = err.source();
+    }
+    UpstreamError::Unavailable
+}
