@@ -1,0 +1,165 @@
+//! The small sections: `[admin]`, `[server]`, `[database]`, `[log]`, `[quotas]` and
+//! `[upstream]`. Every field's default is in its doc comment and in
+//! `config.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::serde_fmt::{duration, ip_nets, socket_addr};
+use crate::secret::SecretKey;
+
+/// `[admin]`: the operator-facing HTTP listener (metrics, health, admin API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address the admin listener binds. Default `"0.0.0.0:8080"`.
+    #[serde(with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Environment variable holding the admin API bearer token. At most one of
+    /// `token_env` / `token_file`. Default unset.
+    pub token_env: Option<String>,
+    /// File holding the admin API bearer token; refused when group or others have any
+    /// permission on it. A relative path resolves against the config file's directory.
+    /// Default unset.
+    pub token_file: Option<PathBuf>,
+    /// The token read from `token_env` or `token_file` while loading; never in the file.
+    #[serde(skip)]
+    pub token: Option<SecretKey>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            token_env: None,
+            token_file: None,
+            token: None,
+        }
+    }
+}
+
+/// `[server]`: process-wide network settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs, or bare IPs). The client
+    /// address is the right-most hop not in this list. Default `[]` (ignore XFF).
+    #[serde(with = "ip_nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Time in-flight requests get to finish after SIGTERM/SIGINT. Default `"30s"`.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[database]`: the SQLite store and the root key that seals secrets in it.
+/// Relative paths resolve against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// SQLite database file. Default `"stowage.db"`.
+    pub path: PathBuf,
+    /// Root key file (created 0600 when missing), used unless `STOWAGE_SECRET_KEY` is
+    /// set. Default `"stowage.key"`.
+    pub secret_key_file: PathBuf,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("stowage.db"),
+            secret_key_file: PathBuf::from("stowage.key"),
+        }
+    }
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or an `EnvFilter` directive such as
+    /// `"info,stowage=debug"`. Default `"info"`.
+    pub level: String,
+    /// `"text"` or `"json"`. Default `"text"`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[quotas]`: quota accounting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// How often bucket usage is rescanned from the upstream to correct drift.
+    /// Default `"5m"`.
+    #[serde(with = "duration")]
+    pub scan_interval: Duration,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            scan_interval: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// `[upstream]`: the pooled client that talks to the backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// TCP connect timeout. Default `"5s"`.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time from sending a request until the upstream's response head arrives.
+    /// Default `"60s"`.
+    #[serde(with = "duration")]
+    pub response_header_timeout: Duration,
+    /// Idle pooled connections are closed after this long. Default `"90s"`.
+    #[serde(with = "duration")]
+    pub pool_idle_timeout: Duration,
+    /// Most idle pooled connections kept per upstream host (`0` disables pooling).
+    /// Default `256`.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            response_header_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 256,
+        }
+    }
+}
