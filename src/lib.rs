@@ -13,12 +13,12 @@
 pub mod auth;
 pub mod config;
 pub mod credentials;
-// GATED pub mod admin;
-// GATED pub mod app;
+pub mod admin;
+pub mod app;
 pub mod error;
 pub mod policy;
-// GATED pub mod quickstart;
+pub mod quickstart;
 pub mod metrics;
 pub mod secret;
-// GATED pub mod server;
-// GATED pub mod upstream;
+pub mod server;
+pub mod upstream;

@@ -21,8 +21,8 @@ use crate::credentials::Credential;
 use crate::secret::SigningKey;
 
 // (re-exports added by the auth implementation)
-// pub use keycache::SigningKeyCache;
-// pub use verify::authenticate;
+pub use keycache::SigningKeyCache;
+pub use verify::authenticate;
 
 /// Limits and windows that apply to authentication.
 #[derive(Debug, Clone)]

@@ -3,9 +3,15 @@
 //! ListBuckets answer.
 
 mod classify;
+mod copy_source;
 mod encoding;
+mod key_path;
 pub mod list_buckets;
+mod list_buckets_parse;
 pub mod operation;
 mod query;
 pub mod route;
 pub mod scope;
+
+#[cfg(test)]
+mod never_panics_tests;

@@ -8,11 +8,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use prometheus::IntCounter;
 
-use super::listener::{BoxError, ResponseBody};
+use super::listener::ResponseBody;
 use crate::error::S3Error;
 
 /// Render `err` as an S3 error response. HEAD responses carry no body.
@@ -129,12 +128,22 @@ fn extract(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// Read at most `limit` bytes of an upstream error body.
-pub async fn read_bounded(body: Incoming, limit: usize) -> Bytes {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => Bytes::new(),
+/// Read at most `limit` bytes of a body; `None` when it fails or is longer.
+pub async fn read_bounded<B>(mut body: B, limit: usize) -> Option<Bytes>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return None };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return None;
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Some(buf.freeze())
 }
 
 /// Build the sanitised error document for an upstream error.
@@ -192,15 +201,14 @@ impl<B> Drop for CountingBody<B> {
 impl<B> Body for CountingBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = BoxError;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -209,7 +217,7 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
                 if let Some(f) = this.on_done.take() {
                     f();

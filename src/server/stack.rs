@@ -19,13 +19,15 @@ use super::response::{
     view_upstream_error,
 };
 use super::state::ProxyState;
-use crate::auth::body::{BodyLimits, verify_body};
+use crate::auth::body::{BodyHandle, BodyLimits, verify_body};
 use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
 use crate::policy::list_buckets;
 use crate::policy::operation::{S3Operation, classify};
 use crate::policy::route::{Route, encode_path, route};
-use crate::policy::scope::{authorize, parse_copy_source};
+use crate::policy::scope::{
+    CopySource, authorize, authorize_keys, copy_source_from_headers, needs_key_check,
+};
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
 use crate::upstream::UpstreamBackend;
@@ -103,19 +105,26 @@ async fn pipeline(
     })?;
 
     // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
-    let copy_source = match parts.headers.get("x-amz-copy-source") {
-        Some(v) => Some(parse_copy_source(v.to_str().map_err(|_| {
-            S3Error::InvalidArgument("x-amz-copy-source is not valid text".into())
-        })?)?),
-        None => None,
-    };
-    authorize(
-        &verified.credential,
-        ex.operation,
-        &route,
-        parts.uri.query(),
-        copy_source.as_ref(),
-    )?;
+    let copy_source = copy_source_from_headers(&parts.headers)?;
+    //    DeleteObjects carries its keys in the body: a prefix-scoped credential is
+    //    checked key by key once the (bounded, verified) body has been read.
+    let check_body_keys = route
+        .bucket
+        .as_deref()
+        .is_some_and(|b| needs_key_check(&verified.credential, b, ex.operation));
+    if !check_body_keys {
+        authorize(
+            &verified.credential,
+            ex.operation,
+            &route,
+            parts.uri.query(),
+            copy_source.as_ref(),
+        )?;
+    }
+
+    //    Object ACLs reach past the proxy (a public-read object is served by the
+    //    upstream to anyone), so anything beyond `private` needs an admin scope.
+    check_acl_headers(&verified, &route, &parts.headers)?;
 
     // 5–6. Rate limits and quota admission plug in here (own issues). Nothing below
     //      reads the body before these steps pass, so `Expect: 100-continue` is only
@@ -131,16 +140,61 @@ async fn pipeline(
         .backends
         .get(&verified.credential.backend)
         .ok_or(S3Error::ServiceUnavailable)?;
-    let outbound = build_outbound(state, &parts, body, &route, &verified, backend)?;
+    let (mut outbound, body_handle) =
+        build_outbound(state, &parts, body, &route, &verified, backend, copy_source.as_ref())?;
+    if check_body_keys {
+        outbound = check_delete_keys(outbound, &verified, &route, ex.operation).await?;
+    }
 
-    // 8. Forward over the pooled client.
-    let upstream = state.client.send(outbound).await.map_err(|e| {
+    // 8. Forward over the pooled client. A body that failed verification is reported
+    //    as the tenant's error; the upstream saw a short body and committed nothing.
+    let sent = state.client.send(outbound).await;
+    let in_counter = state.metrics.bytes_in.with_label_values(&[ex.operation.name()]);
+    if let Some(h) = &body_handle {
+        in_counter.inc_by(h.bytes_released());
+        if let Some(err) = h.failure() {
+            state.metrics.auth_failures.with_label_values(&[h.failure_reason().unwrap_or("body")]).inc();
+            return Err(err);
+        }
+    }
+    let upstream = sent.map_err(|e| {
         state.metrics.upstream_errors.with_label_values(&[e.kind()]).inc();
         e.s3_error()
     })?;
 
     // 9. Stream the response back (errors rebuilt without upstream text).
     Ok(stream_back(state, ex, backend, upstream).await)
+}
+
+/// Canned ACLs that grant nothing beyond the bucket owner; tools send them by default.
+const HARMLESS_ACLS: &[&str] = &["private", "bucket-owner-full-control"];
+
+fn check_acl_headers(
+    verified: &VerifiedRequest,
+    route: &Route,
+    headers: &http::HeaderMap,
+) -> Result<(), S3Error> {
+    let grants = headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
+    let public_acl = headers
+        .get("x-amz-acl")
+        .is_some_and(|v| !HARMLESS_ACLS.contains(&v.to_str().unwrap_or_default()));
+    if !grants && !public_acl {
+        return Ok(());
+    }
+    let admin = route.bucket.as_deref().is_some_and(|b| {
+        verified
+            .credential
+            .scopes
+            .iter()
+            .any(|s| s.matches_bucket(b) && s.access == crate::credentials::Access::Admin && s.prefix.is_none())
+    });
+    if admin {
+        Ok(())
+    } else {
+        Err(S3Error::AccessDenied(
+            "Granting access through ACLs requires an admin scope on the bucket.".into(),
+        ))
+    }
 }
 
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {
@@ -168,7 +222,8 @@ fn build_outbound(
     route: &Route,
     verified: &VerifiedRequest,
     backend: &UpstreamBackend,
-) -> Result<Request<OutBody>, S3Error> {
+    copy_source: Option<&CopySource>,
+) -> Result<(Request<OutBody>, Option<BodyHandle>), S3Error> {
     let path = encode_path(route.bucket.as_deref(), route.key.as_deref());
     let query = parts.uri.query().map(strip_presign_query).unwrap_or_default();
     let uri = backend.uri(&path, &query).map_err(|_| S3Error::InternalError)?;
@@ -176,15 +231,29 @@ fn build_outbound(
     let content_length = outbound_length(parts, &verified.payload)?;
     let mut headers = parts.headers.clone();
     sanitize_outbound(&mut headers);
-    let out_body: OutBody = match content_length {
-        None | Some(0) => empty_out(),
+    // The upstream copies exactly the source that was authorised, canonically encoded.
+    if let Some(src) = copy_source {
+        let value = http::HeaderValue::from_str(&src.to_header_value())
+            .map_err(|_| S3Error::InvalidArgument("x-amz-copy-source is invalid.".into()))?;
+        headers.insert("x-amz-copy-source", value);
+    }
+    let (out_body, handle): (OutBody, _) = match content_length {
+        None => (empty_out(), None),
+        // An empty body has no last byte to hold back: verify it whole first.
+        Some(0) if verified.payload != PayloadMode::Unsigned => (verified_empty(body, verified), None),
+        Some(0) => (empty_out(), None),
         Some(_) => {
             let limits = BodyLimits {
-                max_signed_chunk_bytes: state.limits.max_signed_chunk_bytes,
+                max_signed_chunk: state.limits.max_signed_chunk_bytes,
+                ..BodyLimits::default()
             };
-            verify_body(body, &verified.payload, verified.chunk_context.as_ref(), &limits)
+            let verified_body =
+                verify_body(body, &verified.payload, verified.chunk_context.as_ref(), &limits);
+            let handle = verified_body.handle();
+            let boxed = verified_body
                 .map_err(|e| Box::new(e) as crate::upstream::client::BoxError)
-                .boxed_unsync()
+                .boxed_unsync();
+            (boxed, Some(handle))
         }
     };
     if let Some(len) = content_length {
@@ -205,7 +274,84 @@ fn build_outbound(
         .map_err(|_| {
             S3Error::InvalidArgument("A header value cannot be forwarded to the storage service.".into())
         })?;
-    Ok(req)
+    Ok((req, handle))
+}
+
+/// Largest DeleteObjects body read for a key check: 1000 keys of 1 KiB plus XML.
+const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
+
+/// Read the verified DeleteObjects body, check every key against the credential's
+/// prefixes, and put the bytes back as the outbound body.
+async fn check_delete_keys(
+    req: Request<OutBody>,
+    verified: &VerifiedRequest,
+    route: &Route,
+    op: S3Operation,
+) -> Result<Request<OutBody>, S3Error> {
+    let (parts, mut body) = req.into_parts();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e.downcast_ref::<crate::auth::body::BodyError>() {
+            Some(b) => b.s3_error(),
+            None => S3Error::IncompleteBody,
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_DELETE_BODY {
+                return Err(S3Error::EntityTooLarge(
+                    "The DeleteObjects request body is too large.".into(),
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    let bytes = buf.freeze();
+    let keys = delete_object_keys(&bytes)?;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let bucket = route.bucket.as_deref().unwrap_or_default();
+    authorize_keys(&verified.credential, bucket, op, &refs)?;
+    let body = http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+/// The `<Key>` values of a DeleteObjects request.
+fn delete_object_keys(xml: &[u8]) -> Result<Vec<String>, S3Error> {
+    let malformed = || S3Error::InvalidRequest("The XML you provided was not well-formed.".into());
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut keys = Vec::new();
+    let mut in_key = false;
+    loop {
+        match reader.read_event().map_err(|_| malformed())? {
+            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == b"Key" => in_key = true,
+            quick_xml::events::Event::End(e) if e.local_name().as_ref() == b"Key" => in_key = false,
+            quick_xml::events::Event::Text(t) if in_key => {
+                keys.push(t.unescape().map_err(|_| malformed())?.into_owned());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(keys)
+}
+
+/// A body that must decode to nothing: it is read and verified before anything is sent
+/// (its framing and signatures are small and bounded by the decoder's limits).
+fn verified_empty(body: Incoming, verified: &VerifiedRequest) -> OutBody {
+    let checked = verify_body(
+        body,
+        &verified.payload,
+        verified.chunk_context.as_ref(),
+        &BodyLimits::default(),
+    );
+    let fut = async move {
+        let bytes = checked.collect().await.map(http_body_util::Collected::to_bytes);
+        match bytes {
+            Ok(b) => Ok(http_body::Frame::data(b)),
+            Err(e) => Err(Box::new(e) as crate::upstream::client::BoxError),
+        }
+    };
+    http_body_util::StreamBody::new(futures_util::stream::once(fut)).boxed_unsync()
 }
 
 fn empty_out() -> OutBody {
@@ -248,7 +394,11 @@ async fn stream_back(
                 .with_label_values(&["status_5xx"])
                 .inc();
         }
-        let bytes = if ex.is_head { Bytes::new() } else { read_bounded(body, 64 * 1024).await };
+        let bytes = if ex.is_head {
+            Bytes::new()
+        } else {
+            read_bounded(body, 64 * 1024).await.unwrap_or_default()
+        };
         let view = view_upstream_error(parts.status, &bytes, backend.authority.host());
         if view.code == "InternalError" && parts.status.is_client_error() {
             tracing::error!(backend = %backend.id, request_id = %ex.request_id, "the upstream rejected the backend admin credentials; check the backend's keys and region");
@@ -305,7 +455,9 @@ async fn fetch_upstream_buckets(
     if !resp.status().is_success() {
         return Err(S3Error::ServiceUnavailable);
     }
-    let bytes = read_bounded(resp.into_body(), 8 * 1024 * 1024).await;
+    let bytes = read_bounded(resp.into_body(), list_buckets::MAX_UPSTREAM_XML_BYTES)
+        .await
+        .ok_or(S3Error::ServiceUnavailable)?;
     list_buckets::parse_upstream_list_buckets(&bytes).map_err(|_| S3Error::ServiceUnavailable)
 }
 

@@ -13,7 +13,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::auth::body::BodyError;
 use crate::error::S3Error;
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -40,9 +39,6 @@ pub enum UpstreamError {
     /// No response head within the timeout.
     #[error("upstream timed out")]
     Timeout,
-    /// The tenant's body failed verification while streaming.
-    #[error("request body rejected")]
-    Body(S3Error),
 }
 
 impl UpstreamError {
@@ -51,7 +47,6 @@ impl UpstreamError {
         match self {
             Self::Unavailable => S3Error::ServiceUnavailable,
             Self::Timeout => S3Error::GatewayTimeout,
-            Self::Body(e) => e.clone(),
         }
     }
 
@@ -61,7 +56,6 @@ impl UpstreamError {
         match self {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
-            Self::Body(_) => "body_rejected",
         }
     }
 }
@@ -111,20 +105,10 @@ impl UpstreamClient {
         match tokio::time::timeout(self.response_header_timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "upstream exchange failed");
+                Err(UpstreamError::Unavailable)
+            }
         }
     }
-}
-
-/// Find our own body error in the chain (the tenant's body failed verification), else
-/// call the upstream unavailable.
-fn classify(e: &(dyn StdError + 'static)) -> UpstreamError {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(b) = err.downcast_ref::<BodyError>() {
-            return UpstreamError::Body(b.s3_error());
-        }
-        cur = err.source();
-    }
-    UpstreamError::Unavailable
 }
