@@ -84,7 +84,9 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         SqliteStore::open(&config.database.path, root_key)
             .with_context(|| format!("database: cannot open {}", config.database.path.display()))?,
     );
-    store.reload_into(&cache).context("database: cannot load credentials")?;
+    store
+        .reload_into(&cache)
+        .context("database: cannot load credentials")?;
     let poller = spawn_poller(
         Arc::clone(&store),
         Arc::clone(&cache),
@@ -146,7 +148,10 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     });
     let admin_task = tokio::spawn(serve(
         admin_listener,
-        ListenerLimits { max_connections: 64, ..limits },
+        ListenerLimits {
+            max_connections: 64,
+            ..limits
+        },
         move |req, peer| crate::admin::handle(Arc::clone(&admin_state), req, peer),
         rx.clone(),
         Duration::from_secs(1),
@@ -177,13 +182,14 @@ pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -196,10 +202,13 @@ pub async fn wait_for_signal() {
 /// Install the tracing subscriber. Signing internals and the embedded upstream's
 /// request dumps are always silenced: they would carry signatures.
 pub fn init_logging(level: &str, json: bool) {
-    let directives = format!("{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn");
+    let directives =
+        format!("{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn");
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -12,7 +12,11 @@ use stowage::credentials::seal::load_root_key;
 use stowage::credentials::sqlite::{NewCredential, SqliteStore};
 
 #[derive(Parser)]
-#[command(name = "stowage", version, about = "A multi-tenant S3 SigV4 reverse proxy")]
+#[command(
+    name = "stowage",
+    version,
+    about = "A multi-tenant S3 SigV4 reverse proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -141,15 +145,21 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => serve(&config),
-        Command::Quickstart { data_dir, listen, admin_listen } => runtime()?.block_on(
-            stowage::quickstart::run(&stowage::quickstart::QuickstartOptions {
+        Command::Quickstart {
+            data_dir,
+            listen,
+            admin_listen,
+        } => runtime()?.block_on(stowage::quickstart::run(
+            &stowage::quickstart::QuickstartOptions {
                 data_dir,
                 listen,
                 admin_listen,
-            }),
-        ),
+            },
+        )),
         Command::Credentials { action } => credentials(action),
-        Command::Config { action: ConfigAction::Check { file } } => {
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
             let cfg = config::load(&file)?;
             cfg.validate_for_serve()?;
             println!(
@@ -165,7 +175,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {
@@ -198,12 +210,22 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<(Config, SqliteStore)> {
 
 fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
     match action {
-        CredentialsAction::Create { store, backend, scopes, expires, description, disabled } => {
+        CredentialsAction::Create {
+            store,
+            backend,
+            scopes,
+            expires,
+            description,
+            disabled,
+        } => {
             let (cfg, store) = open_store(&store)?;
             if !cfg.backends.iter().any(|b| b.id == backend) {
                 bail!("--backend: `{backend}` is not a [[backends]] id in the config");
             }
-            let scopes = scopes.iter().map(|s| parse_scope(s)).collect::<anyhow::Result<_>>()?;
+            let scopes = scopes
+                .iter()
+                .map(|s| parse_scope(s))
+                .collect::<anyhow::Result<_>>()?;
             let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
             let (ak, sk) = store.create_credential(NewCredential {
                 backend,
@@ -212,7 +234,10 @@ fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
                 description,
                 enabled: !disabled,
             })?;
-            println!("access_key_id:     {ak}\nsecret_access_key: {}", sk.expose());
+            println!(
+                "access_key_id:     {ak}\nsecret_access_key: {}",
+                sk.expose()
+            );
             eprintln!("The secret is shown only now; store it safely.");
             Ok(())
         }
@@ -224,14 +249,20 @@ fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(&r)?);
                 }
             } else {
-                println!("{:<22} {:<8} {:<10} {:<8} SCOPES", "ACCESS KEY", "ENABLED", "BACKEND", "EXPIRES");
+                println!(
+                    "{:<22} {:<8} {:<10} {:<8} SCOPES",
+                    "ACCESS KEY", "ENABLED", "BACKEND", "EXPIRES"
+                );
                 for r in rows {
                     println!("{}", r.table_row());
                 }
             }
             Ok(())
         }
-        CredentialsAction::Show { store, access_key_id } => {
+        CredentialsAction::Show {
+            store,
+            access_key_id,
+        } => {
             let (_, store) = open_store(&store)?;
             let rec = store
                 .list_credentials()?
@@ -241,25 +272,42 @@ fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&rec)?);
             Ok(())
         }
-        CredentialsAction::Enable { store, access_key_id } => {
+        CredentialsAction::Enable {
+            store,
+            access_key_id,
+        } => {
             open_store(&store)?.1.set_enabled(&access_key_id, true)?;
             println!("{access_key_id} enabled");
             Ok(())
         }
-        CredentialsAction::Disable { store, access_key_id } => {
+        CredentialsAction::Disable {
+            store,
+            access_key_id,
+        } => {
             open_store(&store)?.1.set_enabled(&access_key_id, false)?;
             println!("{access_key_id} disabled");
             Ok(())
         }
-        CredentialsAction::Delete { store, access_key_id } => {
+        CredentialsAction::Delete {
+            store,
+            access_key_id,
+        } => {
             open_store(&store)?.1.delete_credential(&access_key_id)?;
             println!("{access_key_id} deleted");
             Ok(())
         }
-        CredentialsAction::RotateSecret { store, access_key_id } => {
+        CredentialsAction::RotateSecret {
+            store,
+            access_key_id,
+        } => {
             let sk = open_store(&store)?.1.rotate_secret(&access_key_id)?;
-            println!("access_key_id:     {access_key_id}\nsecret_access_key: {}", sk.expose());
-            eprintln!("The new secret is shown only now; the old one stops working within seconds.");
+            println!(
+                "access_key_id:     {access_key_id}\nsecret_access_key: {}",
+                sk.expose()
+            );
+            eprintln!(
+                "The new secret is shown only now; the old one stops working within seconds."
+            );
             Ok(())
         }
     }
@@ -271,14 +319,19 @@ fn parse_scope(s: &str) -> anyhow::Result<Scope> {
     let bucket = it.next().unwrap_or_default().to_owned();
     let access = match it.next() {
         None | Some("") => Access::ReadWrite,
-        Some(a) => Access::parse(a)
-            .with_context(|| format!("--scope {s}: access must be read-only, read-write or admin"))?,
+        Some(a) => Access::parse(a).with_context(|| {
+            format!("--scope {s}: access must be read-only, read-write or admin")
+        })?,
     };
     let prefix = it.next().filter(|p| !p.is_empty()).map(str::to_owned);
     if bucket.is_empty() {
         bail!("--scope {s}: missing bucket");
     }
-    Ok(Scope { bucket, access, prefix })
+    Ok(Scope {
+        bucket,
+        access,
+        prefix,
+    })
 }
 
 fn parse_expiry(s: &str) -> anyhow::Result<time::OffsetDateTime> {

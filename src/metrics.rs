@@ -39,7 +39,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("stowage_s3_requests_total", "S3 requests by operation and outcome"),
+            Opts::new(
+                "stowage_s3_requests_total",
+                "S3 requests by operation and outcome",
+            ),
             &["operation", "outcome"],
         )
         .expect("valid metric");
@@ -53,22 +56,34 @@ impl Metrics {
         )
         .expect("valid metric");
         let bytes_in = IntCounterVec::new(
-            Opts::new("stowage_s3_bytes_in_total", "Request body bytes forwarded upstream"),
+            Opts::new(
+                "stowage_s3_bytes_in_total",
+                "Request body bytes forwarded upstream",
+            ),
             &["operation"],
         )
         .expect("valid metric");
         let bytes_out = IntCounterVec::new(
-            Opts::new("stowage_s3_bytes_out_total", "Response body bytes sent to clients"),
+            Opts::new(
+                "stowage_s3_bytes_out_total",
+                "Response body bytes sent to clients",
+            ),
             &["operation"],
         )
         .expect("valid metric");
         let auth_failures = IntCounterVec::new(
-            Opts::new("stowage_s3_auth_failures_total", "Rejected authentications by reason"),
+            Opts::new(
+                "stowage_s3_auth_failures_total",
+                "Rejected authentications by reason",
+            ),
             &["reason"],
         )
         .expect("valid metric");
         let upstream_errors = IntCounterVec::new(
-            Opts::new("stowage_s3_upstream_errors_total", "Upstream failures by kind"),
+            Opts::new(
+                "stowage_s3_upstream_errors_total",
+                "Upstream failures by kind",
+            ),
             &["kind"],
         )
         .expect("valid metric");

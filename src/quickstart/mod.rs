@@ -38,13 +38,16 @@ const DEMO_KEY_FILE: &str = "demo-access-key";
 pub async fn run(opts: &QuickstartOptions) -> anyhow::Result<()> {
     let dir = &opts.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let upstream_ak = read_or_create(&dir.join(UPSTREAM_ACCESS_KEY_FILE), || random_text(20, true))?;
+    let upstream_ak = read_or_create(&dir.join(UPSTREAM_ACCESS_KEY_FILE), || {
+        random_text(20, true)
+    })?;
     let upstream_sk = read_or_create(&dir.join(UPSTREAM_SECRET_FILE), || random_text(40, false))?;
     let objects = dir.join("objects");
     std::fs::create_dir_all(objects.join(DEMO_BUCKET))?;
-    let up = upstream::spawn_fs_upstream(&objects, "127.0.0.1:0".parse()?, &upstream_ak, &upstream_sk)
-        .await
-        .context("cannot start the embedded upstream")?;
+    let up =
+        upstream::spawn_fs_upstream(&objects, "127.0.0.1:0".parse()?, &upstream_ak, &upstream_sk)
+            .await
+            .context("cannot start the embedded upstream")?;
 
     let config_path = dir.join("stowage.toml");
     std::fs::write(&config_path, config_text(opts, &up.endpoint()))?;
@@ -69,10 +72,20 @@ pub async fn run(opts: &QuickstartOptions) -> anyhow::Result<()> {
 /// The generated config: the same format an operator writes by hand.
 fn config_text(opts: &QuickstartOptions, upstream_endpoint: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Written by `stowage quickstart`; regenerated on every quickstart run.");
-    let _ = writeln!(s, "[s3_proxy]\nlisten = \"{}\"\nhost_suffixes = [\"localhost\"]\n", opts.listen);
+    let _ = writeln!(
+        s,
+        "# Written by `stowage quickstart`; regenerated on every quickstart run."
+    );
+    let _ = writeln!(
+        s,
+        "[s3_proxy]\nlisten = \"{}\"\nhost_suffixes = [\"localhost\"]\n",
+        opts.listen
+    );
     let _ = writeln!(s, "[admin]\nlisten = \"{}\"\n", opts.admin_listen);
-    let _ = writeln!(s, "[database]\npath = \"stowage.db\"\nsecret_key_file = \"stowage.key\"\n");
+    let _ = writeln!(
+        s,
+        "[database]\npath = \"stowage.db\"\nsecret_key_file = \"stowage.key\"\n"
+    );
     let _ = writeln!(
         s,
         "[[backends]]\nid = \"local\"\nendpoint = \"{upstream_endpoint}\"\nregion = \"us-east-1\"\naccess_key_id_file = \"{UPSTREAM_ACCESS_KEY_FILE}\"\nsecret_access_key_file = \"{UPSTREAM_SECRET_FILE}\""

@@ -3,6 +3,7 @@
 
 pub mod listener;
 pub mod response;
+mod special;
 pub mod stack;
 pub mod state;
 

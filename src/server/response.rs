@@ -60,7 +60,9 @@ pub fn empty() -> ResponseBody {
 
 #[must_use]
 pub fn full(bytes: Bytes) -> ResponseBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Upstream error codes that mean the upstream refused the *proxy's* admin
@@ -86,11 +88,22 @@ pub struct UpstreamErrorView {
 
 /// Decide what the tenant sees for an upstream error body.
 #[must_use]
-pub fn view_upstream_error(status: StatusCode, body: &[u8], upstream_host: &str) -> UpstreamErrorView {
+pub fn view_upstream_error(
+    status: StatusCode,
+    body: &[u8],
+    upstream_host: &str,
+) -> UpstreamErrorView {
     let text = String::from_utf8_lossy(body);
     let code = extract(&text, "Code")
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").replace(' ', ""));
+        .filter(|c| {
+            !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric())
+        })
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .replace(' ', "")
+        });
     if UPSTREAM_AUTH_CODES.contains(&code.as_str()) {
         return UpstreamErrorView {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,12 +117,20 @@ pub fn view_upstream_error(status: StatusCode, body: &[u8], upstream_host: &str)
         } else {
             S3Error::InternalError.message()
         };
-        return UpstreamErrorView { status, code, message: generic.into_owned() };
+        return UpstreamErrorView {
+            status,
+            code,
+            message: generic.into_owned(),
+        };
     }
     let message = extract(&text, "Message")
         .filter(|m| m.len() <= 512 && !m.contains(upstream_host) && !m.contains("://"))
         .unwrap_or_else(|| "The request was rejected by the storage service.".into());
-    UpstreamErrorView { status, code, message }
+    UpstreamErrorView {
+        status,
+        code,
+        message,
+    }
 }
 
 /// Text between `<tag>` and `</tag>`, unescaped minimally (upstream XML is simple).
@@ -186,7 +207,11 @@ pub struct CountingBody<B> {
 
 impl<B> CountingBody<B> {
     pub fn new(inner: B, counter: IntCounter, on_done: Box<dyn FnOnce() + Send>) -> Self {
-        Self { inner, counter, on_done: Some(on_done) }
+        Self {
+            inner,
+            counter,
+            on_done: Some(on_done),
+        }
     }
 }
 

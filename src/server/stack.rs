@@ -18,26 +18,28 @@ use super::response::{
     CountingBody, error_response, read_bounded, set_request_id, upstream_error_response,
     view_upstream_error,
 };
+use super::special::{
+    check_acl_headers, check_delete_keys, complete_multipart_response, synthesize_list_buckets,
+};
 use super::state::ProxyState;
 use crate::auth::body::{BodyHandle, BodyLimits, verify_body};
 use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
-use crate::policy::list_buckets;
 use crate::policy::operation::{S3Operation, classify};
 use crate::policy::route::{Route, encode_path, route};
-use crate::policy::scope::{
-    CopySource, authorize, authorize_keys, copy_source_from_headers, needs_key_check,
-};
+use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
+use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
-use crate::upstream::UpstreamBackend;
 
 /// Per-request facts the edge needs whatever happened.
-struct Exchange {
-    request_id: String,
-    operation: S3Operation,
-    resource: String,
-    is_head: bool,
+pub(super) struct Exchange {
+    pub(super) request_id: String,
+    pub(super) operation: S3Operation,
+    pub(super) resource: String,
+    /// `http://{Host}{path}` as the tenant addressed it.
+    pub(super) public_url: String,
+    pub(super) is_head: bool,
 }
 
 /// Serve one S3 request. Never fails: errors are rendered as S3 XML here.
@@ -51,6 +53,19 @@ pub async fn handle(
         request_id: new_request_id(),
         operation: S3Operation::Unknown,
         resource: req.uri().path().to_owned(),
+        // Only CompleteMultipartUpload (a POST) needs it; skip the allocation otherwise.
+        public_url: if req.method() == Method::POST {
+            format!(
+                "http://{}{}",
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default(),
+                req.uri().path()
+            )
+        } else {
+            String::new()
+        },
         is_head: req.method() == Method::HEAD,
     };
     state.metrics.inflight.inc();
@@ -87,7 +102,10 @@ async fn pipeline(
 
     // 2. Route: bucket and key from the path or a configured host suffix, then the
     //    named S3 operation and its access class.
-    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
     let route = route(host, parts.uri.path(), &state.host_suffixes)?;
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
 
@@ -100,7 +118,11 @@ async fn pipeline(
         time::OffsetDateTime::now_utc(),
     )
     .map_err(|e| {
-        state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&[e.reason()])
+            .inc();
         S3Error::from(e)
     })?;
 
@@ -140,8 +162,15 @@ async fn pipeline(
         .backends
         .get(&verified.credential.backend)
         .ok_or(S3Error::ServiceUnavailable)?;
-    let (mut outbound, body_handle) =
-        build_outbound(state, &parts, body, &route, &verified, backend, copy_source.as_ref())?;
+    let (mut outbound, body_handle) = build_outbound(
+        state,
+        &parts,
+        body,
+        &route,
+        &verified,
+        backend,
+        copy_source.as_ref(),
+    )?;
     if check_body_keys {
         outbound = check_delete_keys(outbound, &verified, &route, ex.operation).await?;
     }
@@ -149,16 +178,27 @@ async fn pipeline(
     // 8. Forward over the pooled client. A body that failed verification is reported
     //    as the tenant's error; the upstream saw a short body and committed nothing.
     let sent = state.client.send(outbound).await;
-    let in_counter = state.metrics.bytes_in.with_label_values(&[ex.operation.name()]);
+    let in_counter = state
+        .metrics
+        .bytes_in
+        .with_label_values(&[ex.operation.name()]);
     if let Some(h) = &body_handle {
         in_counter.inc_by(h.bytes_released());
         if let Some(err) = h.failure() {
-            state.metrics.auth_failures.with_label_values(&[h.failure_reason().unwrap_or("body")]).inc();
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&[h.failure_reason().unwrap_or("body")])
+                .inc();
             return Err(err);
         }
     }
     let upstream = sent.map_err(|e| {
-        state.metrics.upstream_errors.with_label_values(&[e.kind()]).inc();
+        state
+            .metrics
+            .upstream_errors
+            .with_label_values(&[e.kind()])
+            .inc();
         e.s3_error()
     })?;
 
@@ -166,45 +206,19 @@ async fn pipeline(
     Ok(stream_back(state, ex, backend, upstream).await)
 }
 
-/// Canned ACLs that grant nothing beyond the bucket owner; tools send them by default.
-const HARMLESS_ACLS: &[&str] = &["private", "bucket-owner-full-control"];
-
-fn check_acl_headers(
-    verified: &VerifiedRequest,
-    route: &Route,
-    headers: &http::HeaderMap,
-) -> Result<(), S3Error> {
-    let grants = headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
-    let public_acl = headers
-        .get("x-amz-acl")
-        .is_some_and(|v| !HARMLESS_ACLS.contains(&v.to_str().unwrap_or_default()));
-    if !grants && !public_acl {
-        return Ok(());
-    }
-    let admin = route.bucket.as_deref().is_some_and(|b| {
-        verified
-            .credential
-            .scopes
-            .iter()
-            .any(|s| s.matches_bucket(b) && s.access == crate::credentials::Access::Admin && s.prefix.is_none())
-    });
-    if admin {
-        Ok(())
-    } else {
-        Err(S3Error::AccessDenied(
-            "Granting access through ACLs requires an admin scope on the bucket.".into(),
-        ))
-    }
-}
-
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {
     let url_len = parts.uri.path().len() + parts.uri.query().map_or(0, str::len);
     if url_len > state.limits.max_url_bytes {
-        return Err(S3Error::InvalidRequest("The request URI is too long.".into()));
+        return Err(S3Error::InvalidRequest(
+            "The request URI is too long.".into(),
+        ));
     }
     if let (Some(auth), Some(host)) = (parts.uri.authority(), parts.headers.get(http::header::HOST))
     {
-        if !auth.as_str().eq_ignore_ascii_case(host.to_str().unwrap_or_default()) {
+        if !auth
+            .as_str()
+            .eq_ignore_ascii_case(host.to_str().unwrap_or_default())
+        {
             return Err(S3Error::InvalidRequest(
                 "The request target and the Host header disagree.".into(),
             ));
@@ -225,8 +239,14 @@ fn build_outbound(
     copy_source: Option<&CopySource>,
 ) -> Result<(Request<OutBody>, Option<BodyHandle>), S3Error> {
     let path = encode_path(route.bucket.as_deref(), route.key.as_deref());
-    let query = parts.uri.query().map(strip_presign_query).unwrap_or_default();
-    let uri = backend.uri(&path, &query).map_err(|_| S3Error::InternalError)?;
+    let query = parts
+        .uri
+        .query()
+        .map(strip_presign_query)
+        .unwrap_or_default();
+    let uri = backend
+        .uri(&path, &query)
+        .map_err(|_| S3Error::InternalError)?;
 
     let content_length = outbound_length(parts, &verified.payload)?;
     let mut headers = parts.headers.clone();
@@ -240,15 +260,21 @@ fn build_outbound(
     let (out_body, handle): (OutBody, _) = match content_length {
         None => (empty_out(), None),
         // An empty body has no last byte to hold back: verify it whole first.
-        Some(0) if verified.payload != PayloadMode::Unsigned => (verified_empty(body, verified), None),
+        Some(0) if verified.payload != PayloadMode::Unsigned => {
+            (verified_empty(body, verified), None)
+        }
         Some(0) => (empty_out(), None),
         Some(_) => {
             let limits = BodyLimits {
                 max_signed_chunk: state.limits.max_signed_chunk_bytes,
                 ..BodyLimits::default()
             };
-            let verified_body =
-                verify_body(body, &verified.payload, verified.chunk_context.as_ref(), &limits);
+            let verified_body = verify_body(
+                body,
+                &verified.payload,
+                verified.chunk_context.as_ref(),
+                &limits,
+            );
             let handle = verified_body.handle();
             let boxed = verified_body
                 .map_err(|e| Box::new(e) as crate::upstream::client::BoxError)
@@ -272,67 +298,11 @@ fn build_outbound(
     backend
         .sign(&mut req, payload_hash.as_deref(), SystemTime::now())
         .map_err(|_| {
-            S3Error::InvalidArgument("A header value cannot be forwarded to the storage service.".into())
+            S3Error::InvalidArgument(
+                "A header value cannot be forwarded to the storage service.".into(),
+            )
         })?;
     Ok((req, handle))
-}
-
-/// Largest DeleteObjects body read for a key check: 1000 keys of 1 KiB plus XML.
-const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
-
-/// Read the verified DeleteObjects body, check every key against the credential's
-/// prefixes, and put the bytes back as the outbound body.
-async fn check_delete_keys(
-    req: Request<OutBody>,
-    verified: &VerifiedRequest,
-    route: &Route,
-    op: S3Operation,
-) -> Result<Request<OutBody>, S3Error> {
-    let (parts, mut body) = req.into_parts();
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| match e.downcast_ref::<crate::auth::body::BodyError>() {
-            Some(b) => b.s3_error(),
-            None => S3Error::IncompleteBody,
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_DELETE_BODY {
-                return Err(S3Error::EntityTooLarge(
-                    "The DeleteObjects request body is too large.".into(),
-                ));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    let bytes = buf.freeze();
-    let keys = delete_object_keys(&bytes)?;
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let bucket = route.bucket.as_deref().unwrap_or_default();
-    authorize_keys(&verified.credential, bucket, op, &refs)?;
-    let body = http_body_util::Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    Ok(Request::from_parts(parts, body))
-}
-
-/// The `<Key>` values of a DeleteObjects request.
-fn delete_object_keys(xml: &[u8]) -> Result<Vec<String>, S3Error> {
-    let malformed = || S3Error::InvalidRequest("The XML you provided was not well-formed.".into());
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut keys = Vec::new();
-    let mut in_key = false;
-    loop {
-        match reader.read_event().map_err(|_| malformed())? {
-            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == b"Key" => in_key = true,
-            quick_xml::events::Event::End(e) if e.local_name().as_ref() == b"Key" => in_key = false,
-            quick_xml::events::Event::Text(t) if in_key => {
-                keys.push(t.unescape().map_err(|_| malformed())?.into_owned());
-            }
-            quick_xml::events::Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(keys)
 }
 
 /// A body that must decode to nothing: it is read and verified before anything is sent
@@ -345,7 +315,10 @@ fn verified_empty(body: Incoming, verified: &VerifiedRequest) -> OutBody {
         &BodyLimits::default(),
     );
     let fut = async move {
-        let bytes = checked.collect().await.map(http_body_util::Collected::to_bytes);
+        let bytes = checked
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes);
         match bytes {
             Ok(b) => Ok(http_body::Frame::data(b)),
             Err(e) => Err(Box::new(e) as crate::upstream::client::BoxError),
@@ -354,7 +327,7 @@ fn verified_empty(body: Incoming, verified: &VerifiedRequest) -> OutBody {
     http_body_util::StreamBody::new(futures_util::stream::once(fut)).boxed_unsync()
 }
 
-fn empty_out() -> OutBody {
+pub(super) fn empty_out() -> OutBody {
     http_body_util::Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -406,59 +379,15 @@ async fn stream_back(
         return upstream_error_response(&view, &ex.resource, &ex.request_id, ex.is_head);
     }
     sanitize_inbound(&mut parts.headers);
+    if ex.operation == S3Operation::CompleteMultipartUpload {
+        return complete_multipart_response(ex, parts, body).await;
+    }
     let body: ResponseBody = body
         .map_err(|e| Box::new(e) as crate::server::listener::BoxError)
         .boxed_unsync();
     let mut resp = Response::from_parts(parts, body);
     set_request_id(&mut resp, &ex.request_id);
     resp
-}
-
-/// ListBuckets from the credential's scopes; the upstream list is fetched (with the
-/// admin key) only when a pattern scope needs it.
-async fn synthesize_list_buckets(
-    state: &ProxyState,
-    verified: &VerifiedRequest,
-    parts: &Parts,
-) -> Result<Response<ResponseBody>, S3Error> {
-    let cred = &verified.credential;
-    let upstream = if list_buckets::needs_upstream_list(cred) {
-        let backend = state.backends.get(&cred.backend).ok_or(S3Error::ServiceUnavailable)?;
-        Some(fetch_upstream_buckets(state, backend).await?)
-    } else {
-        None
-    };
-    let query = list_buckets::ListBucketsQuery::parse(parts.uri.query())?;
-    let xml = list_buckets::list_buckets_xml(cred, upstream.as_deref(), &query, &cred.access_key_id)?;
-    let mut resp = Response::new(super::response::full(Bytes::from(xml)));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/xml"),
-    );
-    Ok(resp)
-}
-
-async fn fetch_upstream_buckets(
-    state: &ProxyState,
-    backend: &UpstreamBackend,
-) -> Result<Vec<list_buckets::UpstreamBucket>, S3Error> {
-    let uri = backend.uri("/", "").map_err(|_| S3Error::InternalError)?;
-    let mut req = Request::builder()
-        .method(Method::GET)
-        .uri(uri)
-        .body(empty_out())
-        .map_err(|_| S3Error::InternalError)?;
-    backend
-        .sign(&mut req, None, SystemTime::now())
-        .map_err(|_| S3Error::InternalError)?;
-    let resp = state.client.send(req).await.map_err(|e| e.s3_error())?;
-    if !resp.status().is_success() {
-        return Err(S3Error::ServiceUnavailable);
-    }
-    let bytes = read_bounded(resp.into_body(), list_buckets::MAX_UPSTREAM_XML_BYTES)
-        .await
-        .ok_or(S3Error::ServiceUnavailable)?;
-    list_buckets::parse_upstream_list_buckets(&bytes).map_err(|_| S3Error::ServiceUnavailable)
 }
 
 fn finish(
@@ -469,7 +398,11 @@ fn finish(
     started: Instant,
 ) -> Response<ResponseBody> {
     let op = ex.operation.name();
-    state.metrics.requests.with_label_values(&[op, outcome]).inc();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[op, outcome])
+        .inc();
     let metrics_duration = state.metrics.duration.with_label_values(&[op]);
     let inflight = state.metrics.inflight.clone();
     let counter = state.metrics.bytes_out.with_label_values(&[op]);

@@ -50,7 +50,10 @@ impl UpstreamBackend {
         secret: &SecretKey,
     ) -> Result<Self, ResignError> {
         let scheme = endpoint.scheme().cloned().ok_or(ResignError::InvalidUri)?;
-        let authority = endpoint.authority().cloned().ok_or(ResignError::InvalidUri)?;
+        let authority = endpoint
+            .authority()
+            .cloned()
+            .ok_or(ResignError::InvalidUri)?;
         let creds = Credentials::new(access_key_id, secret.expose(), None, None, "stowage-config");
         Ok(Self {
             id: id.to_owned(),
@@ -97,8 +100,7 @@ impl UpstreamBackend {
         let mut signable: Vec<(&str, &str)> = Vec::with_capacity(req.headers().len());
         for (name, value) in req.headers() {
             let n = name.as_str();
-            if n == "host" || n == "content-md5" || n == "content-type" || n.starts_with("x-amz-")
-            {
+            if n == "host" || n == "content-md5" || n == "content-type" || n.starts_with("x-amz-") {
                 signable.push((n, value.to_str().map_err(|_| ResignError::InvalidHeader)?));
             }
         }
