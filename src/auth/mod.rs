@@ -157,6 +157,9 @@ pub struct ChunkSigningContext {
 }
 
 /// A request whose signature has been verified. Only [`authenticate`] makes one.
+// `#[non_exhaustive]` would not stop code inside this crate from building the struct;
+// the private `_sealed` field (with the `pub(crate)` constructor) does.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone)]
 pub struct VerifiedRequest {
     pub credential: Arc<Credential>,

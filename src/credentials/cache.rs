@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn kubernetes_wins_on_collision_and_sqlite_shows_through_after_removal() {
         let cache = CredentialCache::new();
-        cache.upsert(SourceKind::Sqlite, cred("AK", "sql", CredentialSource::Sqlite));
+        cache.upsert(
+            SourceKind::Sqlite,
+            cred("AK", "sql", CredentialSource::Sqlite),
+        );
         cache.upsert(SourceKind::Kubernetes, cred("AK", "kube", k8s()));
         assert_eq!(cache.lookup("AK").unwrap().backend, "kube");
         assert_eq!(cache.snapshot().len(), 1);
