@@ -250,7 +250,7 @@ fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
                 }
             } else {
                 println!(
-                    "{:<22} {:<8} {:<10} {:<8} SCOPES",
+                    "{:<22} {:<8} {:<10} {:<20} SCOPES",
                     "ACCESS KEY", "ENABLED", "BACKEND", "EXPIRES"
                 );
                 for r in rows {
@@ -265,9 +265,7 @@ fn credentials(action: CredentialsAction) -> anyhow::Result<()> {
         } => {
             let (_, store) = open_store(&store)?;
             let rec = store
-                .list_credentials()?
-                .into_iter()
-                .find(|r| r.access_key_id == access_key_id)
+                .get_record(&access_key_id)?
                 .with_context(|| format!("no credential {access_key_id}"))?;
             println!("{}", serde_json::to_string_pretty(&rec)?);
             Ok(())

@@ -99,10 +99,10 @@ fn demo_credential(
     dir: &Path,
 ) -> anyhow::Result<(String, crate::secret::SecretKey)> {
     let marker = dir.join(DEMO_KEY_FILE);
-    if let Ok(ak) = std::fs::read_to_string(&marker) {
-        if let Some(c) = store.get_credential(ak.trim())? {
-            return Ok((c.access_key_id.clone(), c.secret.clone()));
-        }
+    if let Ok(ak) = std::fs::read_to_string(&marker)
+        && let Some(c) = store.get_credential(ak.trim())?
+    {
+        return Ok((c.access_key_id.clone(), c.secret.clone()));
     }
     let (ak, sk) = store.create_credential(NewCredential {
         backend: "local".into(),

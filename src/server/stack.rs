@@ -214,15 +214,13 @@ fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error>
         ));
     }
     if let (Some(auth), Some(host)) = (parts.uri.authority(), parts.headers.get(http::header::HOST))
-    {
-        if !auth
+        && !auth
             .as_str()
             .eq_ignore_ascii_case(host.to_str().unwrap_or_default())
-        {
-            return Err(S3Error::InvalidRequest(
-                "The request target and the Host header disagree.".into(),
-            ));
-        }
+    {
+        return Err(S3Error::InvalidRequest(
+            "The request target and the Host header disagree.".into(),
+        ));
     }
     Ok(())
 }
