@@ -132,7 +132,8 @@ impl UpstreamBackend {
             let name = HeaderName::from_static(h.name());
             let mut value =
                 HeaderValue::from_str(h.value()).map_err(|_| ResignError::InvalidHeader)?;
-            value.set_sensitive(h.sensitive());
+            // Keep the signature out of any header dump (hyper/http honour the flag).
+            value.set_sensitive(h.sensitive() || name == http::header::AUTHORIZATION);
             req.headers_mut().insert(name, value);
         }
         Ok(())
