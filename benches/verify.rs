@@ -22,8 +22,7 @@ use stowage::auth::checksum::Checksummer;
 use stowage::auth::chunked::ChunkedDecoder;
 use stowage::auth::sigv4::{chunk_string_to_sign, derive_signing_key, sha256_hex, signature};
 use stowage::auth::{
-    AuthOptions, ChecksumAlgorithm, ChunkSigningContext, PayloadMode, SigningKeyCache,
-    authenticate,
+    AuthOptions, ChecksumAlgorithm, ChunkSigningContext, PayloadMode, SigningKeyCache, authenticate,
 };
 use stowage::credentials::cache::{CredentialCache, CredentialLookup, SourceKind};
 use stowage::credentials::model::{Access, Credential, CredentialSource, Scope};
@@ -38,7 +37,11 @@ fn credential(ak: &str) -> Credential {
         access_key_id: ak.into(),
         secret: SecretKey::new(SK),
         backend: "b".into(),
-        scopes: vec![Scope { bucket: "bucket".into(), access: Access::ReadWrite, prefix: None }],
+        scopes: vec![Scope {
+            bucket: "bucket".into(),
+            access: Access::ReadWrite,
+            prefix: None,
+        }],
         expires_at: None,
         enabled: true,
         source: CredentialSource::Sqlite,
@@ -74,7 +77,10 @@ fn signed_parts(location: SignatureLocation, now: SystemTime) -> http::request::
     )
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut req = http::Request::builder().method("GET").uri(uri).header("host", "127.0.0.1:8090");
+    let mut req = http::Request::builder()
+        .method("GET")
+        .uri(uri)
+        .header("host", "127.0.0.1:8090");
     let (hs, qs) = instructions.into_parts();
     for h in hs {
         req = req.header(h.name(), h.value());
@@ -150,10 +156,15 @@ fn bench_chunked(c: &mut Criterion) {
     g.sample_size(20);
     for chunk in [64 * 1024, 1024 * 1024] {
         let body = Bytes::from(signed_chunked_body(&ctx, total, chunk));
-        let mode = PayloadMode::Streaming { signed: true, trailer: None, decoded_length: total as u64 };
+        let mode = PayloadMode::Streaming {
+            signed: true,
+            trailer: None,
+            decoded_length: total as u64,
+        };
         g.bench_with_input(BenchmarkId::from_parameter(chunk), &body, |b, body| {
             b.iter(|| {
-                let mut dec = ChunkedDecoder::new(&mode, Some(&ctx), &BodyLimits::default()).unwrap();
+                let mut dec =
+                    ChunkedDecoder::new(&mode, Some(&ctx), &BodyLimits::default()).unwrap();
                 let mut out = Vec::new();
                 for piece in body.chunks(256 * 1024) {
                     dec.push(body.slice_ref(piece), &mut out).unwrap();
@@ -169,7 +180,10 @@ fn bench_chunked(c: &mut Criterion) {
     let mut g = c.benchmark_group("trailer_checksum");
     g.throughput(Throughput::Bytes(total as u64));
     g.sample_size(20);
-    for (name, alg) in [("crc32", ChecksumAlgorithm::Crc32), ("crc64nvme", ChecksumAlgorithm::Crc64Nvme)] {
+    for (name, alg) in [
+        ("crc32", ChecksumAlgorithm::Crc32),
+        ("crc64nvme", ChecksumAlgorithm::Crc64Nvme),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut ck = Checksummer::new(alg);
@@ -210,7 +224,10 @@ fn bench_resign(c: &mut Criterion) {
 fn bench_lookup(c: &mut Criterion) {
     let cache = Arc::new(CredentialCache::new());
     let n = 1_000_000;
-    cache.replace(SourceKind::Sqlite, (0..n).map(|i| credential(&format!("AK{i:018}"))));
+    cache.replace(
+        SourceKind::Sqlite,
+        (0..n).map(|i| credential(&format!("AK{i:018}"))),
+    );
     let mut i = 0_u64;
     c.bench_function("credential_lookup_1m", |b| {
         b.iter(|| {
@@ -220,5 +237,11 @@ fn bench_lookup(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_verify, bench_chunked, bench_resign, bench_lookup);
+criterion_group!(
+    benches,
+    bench_verify,
+    bench_chunked,
+    bench_resign,
+    bench_lookup
+);
 criterion_main!(benches);

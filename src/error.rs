@@ -149,10 +149,16 @@ impl S3Error {
             Self::InvalidBucketName => "The specified bucket is not valid.",
             Self::MissingContentLength => "You must provide the Content-Length HTTP header.",
             Self::MethodNotAllowed => "The specified method is not allowed against this resource.",
-            Self::RequestHeaderSectionTooLarge => "Your request header section exceeds the maximum allowed size.",
+            Self::RequestHeaderSectionTooLarge => {
+                "Your request header section exceeds the maximum allowed size."
+            }
             Self::SlowDown => "Please reduce your request rate.",
-            Self::ServiceUnavailable => "The upstream storage service is unavailable. Please retry.",
-            Self::GatewayTimeout => "The upstream storage service did not answer in time. Please retry.",
+            Self::ServiceUnavailable => {
+                "The upstream storage service is unavailable. Please retry."
+            }
+            Self::GatewayTimeout => {
+                "The upstream storage service did not answer in time. Please retry."
+            }
             Self::InternalError => "We encountered an internal error. Please try again.",
         };
         Cow::Borrowed(fixed)
@@ -202,7 +208,10 @@ mod tests {
         assert!(xml.contains("<Code>SignatureDoesNotMatch</Code>"));
         assert!(xml.contains("<Resource>/b/k&lt;1&gt;</Resource>"));
         assert!(xml.contains("<RequestId>req-1</RequestId>"));
-        assert_eq!(S3Error::SignatureDoesNotMatch.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            S3Error::SignatureDoesNotMatch.status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

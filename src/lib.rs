@@ -10,15 +10,15 @@
 //! The request pipeline lives in one place, [`server::stack`]: route → authenticate →
 //! authorize → limit → re-sign → forward → stream → account.
 
+pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod credentials;
-pub mod admin;
-pub mod app;
 pub mod error;
+pub mod metrics;
 pub mod policy;
 pub mod quickstart;
-pub mod metrics;
 pub mod secret;
 pub mod server;
 pub mod upstream;
