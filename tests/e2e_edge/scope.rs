@@ -268,6 +268,46 @@ async fn upstream_down_is_503_without_internal_text() {
     h.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_that_never_answers_is_504_without_internal_text() {
+    // An upstream that accepts connections and never sends a response head.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stall_addr = stall.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in stall.incoming().take(16) {
+            held.push(conn);
+        }
+    });
+    let h = Harness::start_with(UpstreamKind::S3sFs, |c| {
+        c.upstream.response_header_timeout = Duration::from_secs(1);
+        c.backends[0].endpoint = format!("http://{stall_addr}").parse().expect("uri");
+    })
+    .await
+    .expect("harness");
+    let s = rw_signer(&h);
+    let started = std::time::Instant::now();
+    let resp = get(&h, &s, &format!("/{}/x", h.bucket), &[]).await;
+    assert_refused(&resp, 504, "GatewayTimeout", "stalled upstream");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the timeout applies"
+    );
+    let text = resp.text().to_ascii_lowercase();
+    for leak in [
+        stall_addr.to_string().as_str(),
+        "timed out",
+        "hyper",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "the error body leaks {leak:?}: {text}"
+        );
+    }
+    h.shutdown().await;
+}
+
 /// Write only the head of `req` (with `Expect: 100-continue`) and read the first answer.
 async fn expect_continue(h: &Harness, req: &Req) -> (tokio::net::TcpStream, RawResponse) {
     let mut stream = tokio::net::TcpStream::connect(h.s3_addr)
