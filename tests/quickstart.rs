@@ -40,7 +40,8 @@ impl Quickstart {
         let stdout = child.stdout.take().expect("stdout");
         let mut exports = HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        for line in BufReader::new(stdout).lines() {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
             let line = line.expect("banner line");
             if let Some(kv) = line.strip_prefix("export ") {
                 let (k, v) = kv.split_once('=').expect("NAME=value");
@@ -51,6 +52,8 @@ impl Quickstart {
             }
             assert!(Instant::now() < deadline, "banner took too long");
         }
+        // Keep reading, as a terminal would, so the child never writes to a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         Self { child, exports }
     }
 

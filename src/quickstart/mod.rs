@@ -121,7 +121,11 @@ fn demo_credential(
 
 fn print_banner(opts: &QuickstartOptions, config_path: &Path, ak: &str, sk: &str) {
     let port = opts.listen.port();
-    println!(
+    // A closed stdout (the reader went away) must not take the running proxy down, as
+    // `println!` would by panicking on the broken pipe.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "\nStowage quickstart is running.\n\
          \n  S3 proxy:  http://127.0.0.1:{port}   (bucket `{DEMO_BUCKET}` is ready)\
          \n  admin:     http://{}/metrics\
