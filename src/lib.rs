@@ -19,6 +19,7 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod quickstart;
+pub mod quota;
 pub mod secret;
 pub mod server;
 pub mod upstream;
