@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::credentials::sqlite::{SqliteStore, spawn_poller};
 use crate::metrics::Metrics;
+use crate::quota::LimitCache;
 use crate::secret::RootKey;
 use crate::server::listener::{ListenerLimits, serve};
 use crate::server::state::RequestLimits;
@@ -33,6 +34,8 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     pub store: Arc<SqliteStore>,
+    /// Per-bucket quota limits (SQLite and Kubernetes).
+    pub quota_limits: Arc<LimitCache>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -79,6 +82,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(CredentialCache::new());
     let readiness = Arc::new(Readiness::default());
+    let quota_limits = Arc::new(LimitCache::new());
 
     let store = Arc::new(
         SqliteStore::open(&config.database.path, root_key)
@@ -113,6 +117,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
             max_url_bytes: config.s3_proxy.max_url_bytes,
             max_signed_chunk_bytes: config.s3_proxy.max_signed_chunk_bytes,
         },
+        quota_limits: Arc::clone(&quota_limits),
     });
 
     let s3_listener = TcpListener::bind(config.s3_proxy.listen)
@@ -172,6 +177,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         metrics,
         readiness,
         store,
+        quota_limits,
         shutdown,
         tasks: vec![s3_task, admin_task, poller_task],
     })

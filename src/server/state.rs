@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::credentials::CredentialCache;
 use crate::metrics::Metrics;
+use crate::quota::LimitCache;
 use crate::upstream::{UpstreamBackend, UpstreamClient};
 
 /// Request-level limits checked by the pipeline (connection-level ones live in the
@@ -26,4 +27,6 @@ pub struct ProxyState {
     pub metrics: Arc<Metrics>,
     pub host_suffixes: Vec<String>,
     pub limits: RequestLimits,
+    /// Per-bucket quota limits, merged from SQLite and Kubernetes.
+    pub quota_limits: Arc<LimitCache>,
 }
