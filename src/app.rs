@@ -16,11 +16,20 @@ use crate::admin::{AdminState, Readiness};
 use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::config::Config;
 use crate::credentials::CredentialCache;
+use crate::credentials::anonymous::BindingCache;
+use crate::kubernetes::{InformerMetrics, Sinks};
 use crate::credentials::sqlite::{SqliteStore, spawn_poller};
 use crate::metrics::Metrics;
 use crate::quota::LimitCache;
+use crate::quota::ledger::{InMemoryLedger, UsageLedger};
+use crate::quota::persist;
+use crate::quota::scan_runner::spawn_scan_runner;
+use crate::quota::scanner::{Scanner, scan_errors_counter};
+use crate::ratelimit::task::spawn_housekeeping;
+use crate::ratelimit::{HOUSEKEEPING_INTERVAL, LocalLimits, RateLimitConfig, RateLimits};
 use crate::secret::RootKey;
 use crate::server::listener::{ListenerLimits, serve};
+use crate::server::quota_step::QuotaGate;
 use crate::server::state::RequestLimits;
 use crate::server::{ProxyState, handle};
 use crate::upstream::client::ClientOptions;
@@ -36,18 +45,35 @@ pub struct Running {
     pub store: Arc<SqliteStore>,
     /// Per-bucket quota limits (SQLite and Kubernetes).
     pub quota_limits: Arc<LimitCache>,
+    /// Per-bucket usage and in-flight reservations (quota admission).
+    pub ledger: Arc<dyn UsageLedger>,
+    /// Anonymous bindings (from Kubernetes Secrets).
+    pub bindings: Arc<BindingCache>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The Kubernetes informer and its readiness gate, when enabled.
+    kubernetes_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Turn unready, stop accepting, let in-flight exchanges finish (bounded by the
     /// configured shutdown timeout), then return.
     pub async fn shutdown(self) {
-        self.readiness.set_ready(false);
+        self.readiness.close();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        for t in self.kubernetes_tasks {
+            let _ = t.await;
+        }
+        // After the listeners drained, so every in-flight write has settled.
+        let (store, ledger) = (self.store, self.ledger);
+        match tokio::task::spawn_blocking(move || persist::flush_all(&store, ledger.as_ref())).await
+        {
+            Ok(Ok(n)) => tracing::debug!(buckets = n, "quota usage persisted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot persist quota usage at shutdown"),
+            Err(_) => tracing::warn!("quota usage flush at shutdown failed"),
         }
     }
 }
@@ -83,6 +109,10 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     let cache = Arc::new(CredentialCache::new());
     let readiness = Arc::new(Readiness::default());
     let quota_limits = Arc::new(LimitCache::new());
+    let bindings = Arc::new(BindingCache::new());
+    // Before anything is spawned: a bad kubeconfig fails start-up, while an unreachable
+    // apiserver does not (the informer retries in the background).
+    let kubernetes = kubernetes_client(config, &metrics).await?;
 
     let store = Arc::new(
         SqliteStore::open(&config.database.path, root_key)
@@ -96,7 +126,24 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         Arc::clone(&cache),
         config.s3_proxy.credential_poll_interval,
     );
+    let ledger: Arc<dyn UsageLedger> = Arc::new(InMemoryLedger::new());
+    load_quota_state(&store, &quota_limits, ledger.as_ref())?;
+    metrics
+        .quota
+        .attach(Arc::clone(&quota_limits), Arc::clone(&ledger));
 
+    let rate_limits = Arc::new(RateLimits::new(
+        Arc::new(LocalLimits::new(&RateLimitConfig::from_proxy(
+            &config.s3_proxy,
+        ))),
+        metrics.rate_limited.clone(),
+    ));
+    let scanner = build_scanner(config, &store, &ledger, &metrics)?;
+    let quota = Arc::new(QuotaGate::new(
+        Arc::clone(&ledger),
+        Arc::clone(&scanner),
+        Arc::clone(&metrics),
+    ));
     let state = Arc::new(ProxyState {
         cache: Arc::clone(&cache),
         keys: SigningKeyCache::default(),
@@ -118,6 +165,10 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
             max_signed_chunk_bytes: config.s3_proxy.max_signed_chunk_bytes,
         },
         quota_limits: Arc::clone(&quota_limits),
+        ledger: Arc::clone(&ledger),
+        quota,
+        rate_limits: Arc::clone(&rate_limits),
+        trusted_proxies: config.server.trusted_proxies.clone(),
     });
 
     let s3_listener = TcpListener::bind(config.s3_proxy.listen)
@@ -162,13 +213,46 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         Duration::from_secs(1),
         || {},
     ));
+    let housekeeping = spawn_housekeeping(rate_limits, HOUSEKEEPING_INTERVAL, rx.clone());
+    let limit_poller = persist::spawn_limit_poller(
+        Arc::clone(&store),
+        Arc::clone(&quota_limits),
+        config.s3_proxy.credential_poll_interval,
+        rx.clone(),
+    );
+    let usage_flusher = persist::spawn_usage_flusher(
+        Arc::clone(&store),
+        Arc::clone(&ledger),
+        persist::USAGE_FLUSH_INTERVAL,
+        rx.clone(),
+    );
+    // Boot scan, periodic scans, new limits, `stowage quota recount` requests.
+    let scan_runner = spawn_scan_runner(
+        scanner,
+        Arc::clone(&quota_limits),
+        config.quotas.scan_interval,
+        rx.clone(),
+    );
     let mut stop_poller = rx;
     let poller_task = tokio::spawn(async move {
         let _ = stop_poller.changed().await;
         poller.abort();
     });
 
-    readiness.set_ready(true);
+    let kubernetes_tasks = match kubernetes {
+        Some((client, informer_metrics)) => {
+            let sinks = Sinks {
+                credentials: Arc::clone(&cache),
+                limits: Arc::clone(&quota_limits),
+                bindings: Arc::clone(&bindings),
+            };
+            spawn_kubernetes(config, client, sinks, informer_metrics, &readiness, &shutdown)
+        }
+        None => {
+            readiness.set_ready(true);
+            Vec::new()
+        }
+    };
     tracing::info!(%s3_addr, %admin_addr, credentials = cache.len(crate::credentials::cache::SourceKind::Sqlite), "stowage is serving");
     Ok(Running {
         s3_addr,
@@ -178,9 +262,102 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         readiness,
         store,
         quota_limits,
+        ledger,
+        bindings,
+        kubernetes_tasks,
         shutdown,
-        tasks: vec![s3_task, admin_task, poller_task],
+        tasks: vec![
+            s3_task,
+            admin_task,
+            poller_task,
+            housekeeping,
+            limit_poller,
+            usage_flusher,
+            scan_runner,
+        ],
     })
+}
+
+/// The usage scanner, with its own pooled client (admin listings never queue behind
+/// tenant transfers) and its error counter registered.
+fn build_scanner(
+    config: &Config,
+    store: &Arc<SqliteStore>,
+    ledger: &Arc<dyn UsageLedger>,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Scanner>> {
+    let errors = scan_errors_counter();
+    metrics
+        .registry
+        .register(Box::new(errors.clone()))
+        .context("metrics: cannot register the scan error counter")?;
+    let client = UpstreamClient::new(&ClientOptions {
+        connect_timeout: config.upstream.connect_timeout,
+        response_header_timeout: config.upstream.response_header_timeout,
+        pool_idle_timeout: config.upstream.pool_idle_timeout,
+        pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
+    });
+    Ok(Scanner::new(
+        client,
+        build_backends(config)?,
+        Arc::clone(ledger),
+        Arc::clone(store) as Arc<dyn crate::quota::scanner::ScanSink>,
+        errors,
+    ))
+}
+
+/// Limits from `bucket_quotas` into the cache, persisted usage into the ledger: before
+/// the first request, so a restart neither forgets a cap nor resets usage to zero.
+fn load_quota_state(
+    store: &SqliteStore,
+    limits: &LimitCache,
+    ledger: &dyn UsageLedger,
+) -> anyhow::Result<()> {
+    let n =
+        persist::load_limits_into(store, limits).context("database: cannot load quota limits")?;
+    let restored =
+        persist::restore_usage(store, ledger).context("database: cannot load quota usage")?;
+    tracing::debug!(limits = n, usage = restored, "quota state loaded");
+    Ok(())
+}
+
+/// The Kubernetes client and the informer's metrics, when the source is enabled.
+async fn kubernetes_client(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<(kube::Client, InformerMetrics)>> {
+    let k = &config.s3_proxy.kubernetes;
+    if !k.enabled {
+        return Ok(None);
+    }
+    let client = crate::kubernetes::client(k)
+        .await
+        .context("s3_proxy.kubernetes: cannot configure the Kubernetes client")?;
+    let m = InformerMetrics::register(&metrics.registry)
+        .context("metrics: cannot register the Kubernetes informer metrics")?;
+    Ok(Some((client, m)))
+}
+
+/// Start the informer, and a gate that turns the proxy ready after its first full
+/// list or `ready_timeout`, whichever comes first.
+fn spawn_kubernetes(
+    config: &Config,
+    client: kube::Client,
+    sinks: Sinks,
+    metrics: InformerMetrics,
+    readiness: &Arc<Readiness>,
+    shutdown: &watch::Sender<bool>,
+) -> Vec<JoinHandle<()>> {
+    let k = &config.s3_proxy.kubernetes;
+    let informer =
+        crate::kubernetes::spawn(client, &k.namespace, sinks, metrics, shutdown.subscribe());
+    let gate = tokio::spawn(crate::kubernetes::ready_gate(
+        informer.synced,
+        k.ready_timeout,
+        Arc::clone(readiness),
+        shutdown.subscribe(),
+    ));
+    vec![informer.task, gate]
 }
 
 /// Wait for Ctrl-C or SIGTERM.
@@ -205,11 +382,15 @@ pub async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
+/// kube-client logs the whole body of a response it cannot decode at `warn`; for a
+/// Secret list that body is credentials. Its errors reach us typed instead.
+const KUBE_LOGS: &str = "kube_client=error,kube_runtime=warn";
+
 /// Install the tracing subscriber. Signing internals and the embedded upstream's
 /// request dumps are always silenced: they would carry signatures.
 pub fn init_logging(level: &str, json: bool) {
     let directives =
-        format!("{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn");
+        format!("{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn,{KUBE_LOGS}");
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -49,6 +49,14 @@ pub enum S3Error {
     RequestHeaderSectionTooLarge,
     #[error("slow down")]
     SlowDown,
+    /// A rate limit refused the request; rendered as `SlowDown` with this
+    /// `Retry-After` (whole seconds, at least 1).
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// A write would take the bucket past its hard byte cap or object cap. HTTP 507,
+    /// which SDKs do not retry; the message never names numbers or limits.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     #[error("service unavailable")]
     ServiceUnavailable,
     #[error("gateway timeout")]
@@ -81,7 +89,8 @@ impl S3Error {
             Self::NotImplemented(_) => "NotImplemented",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
-            Self::SlowDown => "SlowDown",
+            Self::SlowDown | Self::RateLimited { .. } => "SlowDown",
+            Self::QuotaExceeded => "QuotaExceeded",
             Self::ServiceUnavailable => "ServiceUnavailable",
             Self::GatewayTimeout => "GatewayTimeout",
             Self::InternalError => "InternalError",
@@ -111,8 +120,11 @@ impl S3Error {
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SlowDown | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SlowDown | Self::RateLimited { .. } | Self::ServiceUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,7 +164,8 @@ impl S3Error {
             Self::RequestHeaderSectionTooLarge => {
                 "Your request header section exceeds the maximum allowed size."
             }
-            Self::SlowDown => "Please reduce your request rate.",
+            Self::SlowDown | Self::RateLimited { .. } => "Please reduce your request rate.",
+            Self::QuotaExceeded => "The bucket's storage quota is exceeded.",
             Self::ServiceUnavailable => {
                 "The upstream storage service is unavailable. Please retry."
             }
@@ -162,6 +175,17 @@ impl S3Error {
             Self::InternalError => "We encountered an internal error. Please try again.",
         };
         Cow::Borrowed(fixed)
+    }
+
+    /// The `Retry-After` seconds a response to this error carries, if any: the
+    /// limiter's wait for a rate-limit refusal, 1 for other transient refusals.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            Self::SlowDown | Self::ServiceUnavailable | Self::GatewayTimeout => Some(1),
+            _ => None,
+        }
     }
 
     /// Render the S3 error document.
@@ -219,5 +243,26 @@ mod tests {
         assert_eq!(S3Error::ServiceUnavailable.status(), 503);
         assert_eq!(S3Error::GatewayTimeout.status(), 504);
         assert_eq!(S3Error::SlowDown.code(), "SlowDown");
+    }
+
+    #[test]
+    fn quota_exceeded_is_507_with_its_own_code_and_no_numbers() {
+        let e = S3Error::QuotaExceeded;
+        assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(e.code(), "QuotaExceeded");
+        assert_eq!(e.retry_after_secs(), None);
+        assert!(!e.message().chars().any(|c| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn a_rate_limit_refusal_is_slow_down_and_retries_after_at_least_a_second() {
+        let err = S3Error::RateLimited {
+            retry_after_secs: 0,
+        };
+        assert_eq!(err.code(), "SlowDown");
+        assert_eq!(err.status(), 503);
+        assert_eq!(err.retry_after_secs(), Some(1));
+        assert!(err.to_xml("/b", "r").contains("<Code>SlowDown</Code>"));
+        assert_eq!(S3Error::InternalError.retry_after_secs(), None);
     }
 }

@@ -11,6 +11,8 @@ use stowage::credentials::model::{Access, Scope};
 use stowage::credentials::seal::load_root_key;
 use stowage::credentials::sqlite::{NewCredential, SqliteStore};
 
+mod main_quota;
+
 #[derive(Parser)]
 #[command(
     name = "stowage",
@@ -48,6 +50,12 @@ enum Command {
     Credentials {
         #[command(subcommand)]
         action: CredentialsAction,
+    },
+    /// Per-bucket quotas in the SQLite store (a running proxy sees changes within about
+    /// a second). Kubernetes limits, set on Secrets, shadow these per bucket.
+    Quota {
+        #[command(subcommand)]
+        action: main_quota::QuotaAction,
     },
     /// Configuration tools.
     Config {
@@ -157,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
         )),
         Command::Credentials { action } => credentials(action),
+        Command::Quota { action } => main_quota::run(action),
         Command::Config {
             action: ConfigAction::Check { file },
         } => {

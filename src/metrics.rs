@@ -27,6 +27,12 @@ pub struct Metrics {
     pub inflight: IntGauge,
     pub shed_connections: IntCounter,
     pub credential_cache_size: IntGaugeVec,
+    /// `stowage_rate_limited_total{scope="global"|"key"|"ip"}`: requests refused by a
+    /// rate limit.
+    pub rate_limited: IntCounterVec,
+    /// `stowage_quota_*`: per-bucket usage and limits (set at scrape time), soft-cap
+    /// crossings and admission refusals.
+    pub quota: crate::quota::metrics::QuotaMetrics,
 }
 
 impl Metrics {
@@ -102,6 +108,18 @@ impl Metrics {
             &["source"],
         )
         .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "stowage_rate_limited_total",
+                "Requests refused by a rate limit, by the limit's scope",
+            ),
+            &["scope"],
+        )
+        .expect("valid metric");
+        // Every scope is exported from the start, so a dashboard sees zeros, not gaps.
+        for scope in crate::ratelimit::LimitScope::ALL {
+            rate_limited.with_label_values(&[scope.label()]);
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -112,9 +130,12 @@ impl Metrics {
             Box::new(inflight.clone()),
             Box::new(shed_connections.clone()),
             Box::new(credential_cache_size.clone()),
+            Box::new(rate_limited.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
+        let quota = crate::quota::metrics::QuotaMetrics::new();
+        quota.register(&registry).expect("unique metric names");
         Self {
             registry,
             requests,
@@ -126,6 +147,8 @@ impl Metrics {
             inflight,
             shed_connections,
             credential_cache_size,
+            rate_limited,
+            quota,
         }
     }
 
@@ -138,6 +161,7 @@ impl Metrics {
                 .with_label_values(&[kind.label()])
                 .set(n);
         }
+        self.quota.refresh();
         let mut buf = Vec::new();
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

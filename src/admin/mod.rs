@@ -19,11 +19,26 @@ use crate::server::response::full;
 #[derive(Debug, Default)]
 pub struct Readiness {
     ready: AtomicBool,
+    /// Set at shutdown: a late gate (the Kubernetes informer's first list) must not
+    /// turn a draining proxy ready again.
+    closed: AtomicBool,
 }
 
 impl Readiness {
+    /// Turn ready or not; turning ready has no effect once [`Self::close`] was called.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
+        // Checked after the store: whichever of `close` and this runs last, a closed
+        // latch ends unready.
+        if ready && self.closed.load(Ordering::SeqCst) {
+            self.ready.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Turn unready for good (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.store(false, Ordering::SeqCst);
     }
 
     #[must_use]
@@ -72,4 +87,22 @@ fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::Readiness;
+
+    #[test]
+    fn a_closed_latch_never_turns_ready_again() {
+        let r = Readiness::default();
+        assert!(!r.is_ready());
+        r.set_ready(true);
+        assert!(r.is_ready());
+        r.close();
+        assert!(!r.is_ready());
+        // A gate released late (the informer's first list) must not undo shutdown.
+        r.set_ready(true);
+        assert!(!r.is_ready());
+    }
 }

@@ -33,6 +33,13 @@ pub struct ProxyConfig {
     pub global_rps: u32,
     /// Requests per second per access key; `0` turns the limit off. Default `0`.
     pub per_key_rps: u32,
+    /// Requests per second per source address (IPv4, or IPv6 /64) for traffic that does
+    /// not authenticate: anonymous requests, unknown keys, bad signatures. `0` turns
+    /// the limit off. Default `20`.
+    pub unauthenticated_per_ip_rps: u32,
+    /// Seconds of traffic a rate-limit bucket holds: an idle client may send
+    /// `rps × rate_burst_seconds` requests at once. 1 to 3600. Default `1`.
+    pub rate_burst_seconds: u32,
     /// Serve buckets that have an anonymous binding without a signature. Default `false`.
     pub anonymous_enabled: bool,
     /// Largest request head (request line plus headers) in bytes, 1 KiB to 1 MiB.
@@ -69,6 +76,8 @@ impl Default for ProxyConfig {
             max_presign_expiry: MAX_PRESIGN_EXPIRY,
             global_rps: 0,
             per_key_rps: 0,
+            unauthenticated_per_ip_rps: 20,
+            rate_burst_seconds: 1,
             anonymous_enabled: false,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
@@ -97,6 +106,11 @@ pub struct KubernetesConfig {
     /// Kubeconfig file; unset means in-cluster configuration (or `KUBECONFIG`).
     /// A relative path resolves against the config file's directory. Default unset.
     pub kubeconfig: Option<PathBuf>,
+    /// Longest wait for the informer's first full list before `/readyz` turns ready
+    /// anyway, serving SQLite credentials while the informer keeps retrying. Default
+    /// `"30s"`.
+    #[serde(with = "duration")]
+    pub ready_timeout: Duration,
 }
 
 impl Default for KubernetesConfig {
@@ -105,6 +119,7 @@ impl Default for KubernetesConfig {
             enabled: false,
             namespace: "stowage-system".to_owned(),
             kubeconfig: None,
+            ready_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -14,6 +14,9 @@ const GIB: usize = 1024 * MIB;
 /// `Instant + d` can never overflow downstream.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 const NONZERO: Duration = Duration::from_millis(1);
+/// Highest configurable request rate: far beyond one process, and small enough that
+/// `rps × rate_burst_seconds` fits the limiter's 32-bit burst.
+const MAX_RPS: usize = 1_000_000;
 
 impl Config {
     /// Checks every invariant of a config, including one built in code from
@@ -53,6 +56,22 @@ impl Config {
             Duration::from_secs(1),
             MAX_PRESIGN_EXPIRY,
         )?;
+        for (path, rps) in [
+            ("s3_proxy.global_rps", p.global_rps),
+            ("s3_proxy.per_key_rps", p.per_key_rps),
+            (
+                "s3_proxy.unauthenticated_per_ip_rps",
+                p.unauthenticated_per_ip_rps,
+            ),
+        ] {
+            number(path, rps as usize, 0, MAX_RPS)?;
+        }
+        number(
+            "s3_proxy.rate_burst_seconds",
+            p.rate_burst_seconds as usize,
+            1,
+            3600,
+        )?;
         number("s3_proxy.max_header_bytes", p.max_header_bytes, KIB, MIB)?;
         number("s3_proxy.max_headers", p.max_headers, 1, 10_000)?;
         number("s3_proxy.max_url_bytes", p.max_url_bytes, 256, MIB)?;
@@ -79,6 +98,12 @@ impl Config {
             "s3_proxy.credential_poll_interval",
             p.credential_poll_interval,
             NONZERO,
+            MAX_DURATION,
+        )?;
+        duration(
+            "s3_proxy.kubernetes.ready_timeout",
+            p.kubernetes.ready_timeout,
+            Duration::ZERO,
             MAX_DURATION,
         )?;
         check_namespace("s3_proxy.kubernetes.namespace", &p.kubernetes.namespace)
@@ -265,4 +290,32 @@ fn check_log_level(path: &str, level: &str) -> Result<(), ConfigError> {
     tracing_subscriber::EnvFilter::try_new(level)
         .map(|_| ())
         .map_err(|e| bad(format!(" ({e})")))
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    fn error_with(edit: impl FnOnce(&mut Config)) -> Option<String> {
+        let mut c = Config::default();
+        edit(&mut c);
+        c.validate().err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn rate_limit_keys_are_range_checked() {
+        assert_eq!(error_with(|_| {}), None);
+        let burst = error_with(|c| c.s3_proxy.rate_burst_seconds = 0).expect("refused");
+        assert!(burst.starts_with("s3_proxy.rate_burst_seconds"), "{burst}");
+        assert!(error_with(|c| c.s3_proxy.rate_burst_seconds = 3601).is_some());
+        assert_eq!(error_with(|c| c.s3_proxy.rate_burst_seconds = 3600), None);
+        let ip =
+            error_with(|c| c.s3_proxy.unauthenticated_per_ip_rps = 1_000_001).expect("refused");
+        assert!(
+            ip.starts_with("s3_proxy.unauthenticated_per_ip_rps"),
+            "{ip}"
+        );
+        assert!(error_with(|c| c.s3_proxy.global_rps = u32::MAX).is_some());
+        assert_eq!(error_with(|c| c.s3_proxy.per_key_rps = 1_000_000), None);
+    }
 }

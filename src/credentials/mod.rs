@@ -1,5 +1,6 @@
 //! Credentials: the model, the merged cache, and the sources that feed it.
 
+pub mod anonymous;
 pub mod cache;
 pub mod model;
 pub mod seal;

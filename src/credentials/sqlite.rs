@@ -79,11 +79,11 @@ impl SqliteStore {
         Ok(lock(&self.read).pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
-    pub(super) fn reader(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
         lock(&self.read)
     }
 
-    pub(super) fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
         lock(&self.write)
     }
 

@@ -17,10 +17,16 @@ use super::sqlite_types::StoreError;
 use crate::secret::RootKey;
 
 /// Every schema migration, in order. Append only; never edit an applied one.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_credentials",
-    include_str!("../../migrations/0001_credentials.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_credentials",
+        include_str!("../../migrations/0001_credentials.sql"),
+    ),
+    (
+        "0002_quotas",
+        include_str!("../../migrations/0002_quotas.sql"),
+    ),
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pseudo access key id the root-key check value is sealed under; it cannot
@@ -179,10 +185,16 @@ mod tests {
 
     /// Applied migrations must never change: a database that already ran one would
     /// silently diverge from a fresh one. Add a new file (and its hash here) instead.
-    const PINNED: [(&str, &str); 1] = [(
-        "0001_credentials",
-        "516ab5e786906310730b05d391b14d75aa6bec22f30050300f745dbd6a29cd5f",
-    )];
+    const PINNED: [(&str, &str); 2] = [
+        (
+            "0001_credentials",
+            "516ab5e786906310730b05d391b14d75aa6bec22f30050300f745dbd6a29cd5f",
+        ),
+        (
+            "0002_quotas",
+            "81db7b14c4cb2c8e9ad10ed479b06fd507f37447f7b8144e28431b5445578b76",
+        ),
+    ];
 
     #[test]
     fn applied_migrations_are_unchanged() {

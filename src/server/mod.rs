@@ -1,7 +1,9 @@
 //! The S3-facing server: the listener, the request pipeline ([`stack`]), and the
 //! response edge (error rendering, upstream-error sanitising, byte counting).
 
+pub mod client_ip;
 pub mod listener;
+pub mod quota_step;
 pub mod response;
 mod special;
 pub mod stack;

@@ -34,12 +34,9 @@ pub fn error_response(
         r
     };
     *resp.status_mut() = err.status();
-    if matches!(
-        err,
-        S3Error::SlowDown | S3Error::ServiceUnavailable | S3Error::GatewayTimeout
-    ) {
+    if let Some(secs) = err.retry_after_secs() {
         resp.headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
     }
     set_request_id(&mut resp, request_id);
     resp
@@ -305,5 +302,17 @@ mod tests {
         let r = error_response(&S3Error::AccessDenied("no".into()), "/b", "RID1", true);
         assert_eq!(r.status(), 403);
         assert!(r.body().is_end_stream());
+    }
+
+    #[test]
+    fn a_rate_limit_refusal_carries_the_limiters_wait_as_retry_after() {
+        let err = S3Error::RateLimited {
+            retry_after_secs: 7,
+        };
+        let r = error_response(&err, "/b", "RID1", false);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "7");
+        let r = error_response(&S3Error::AccessDenied("no".into()), "/b", "RID1", false);
+        assert!(r.headers().get("retry-after").is_none());
     }
 }

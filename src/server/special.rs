@@ -67,6 +67,19 @@ pub(super) async fn check_delete_keys(
     route: &Route,
     op: S3Operation,
 ) -> Result<Request<OutBody>, S3Error> {
+    let (req, bytes) = buffer_delete_body(req).await?;
+    let keys = delete_object_keys(&bytes)?;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let bucket = route.bucket.as_deref().unwrap_or_default();
+    authorize_keys(&verified.credential, bucket, op, &refs)?;
+    Ok(req)
+}
+
+/// Read the whole verified DeleteObjects body (bounded) and put the bytes back as the
+/// outbound body; also used by quota accounting, which needs the keys.
+pub(super) async fn buffer_delete_body(
+    req: Request<OutBody>,
+) -> Result<(Request<OutBody>, Bytes), S3Error> {
     let (parts, mut body) = req.into_parts();
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -84,14 +97,10 @@ pub(super) async fn check_delete_keys(
         }
     }
     let bytes = buf.freeze();
-    let keys = delete_object_keys(&bytes)?;
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let bucket = route.bucket.as_deref().unwrap_or_default();
-    authorize_keys(&verified.credential, bucket, op, &refs)?;
-    let body = http_body_util::Full::new(bytes)
+    let body = http_body_util::Full::new(bytes.clone())
         .map_err(|never| match never {})
         .boxed_unsync();
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), bytes))
 }
 
 /// The `<Key>` values of a DeleteObjects request.

@@ -3,7 +3,7 @@
 //! forward → stream back → account. Every failure becomes an `S3Error` and is rendered
 //! in exactly one place (`handle`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -13,7 +13,9 @@ use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::client_ip::{client_ip, forwarded_proto};
 use super::listener::ResponseBody;
+use super::quota_step::{admit as admit_quota, settle as settle_quota};
 use super::response::{
     CountingBody, error_response, read_bounded, set_request_id, upstream_error_response,
     view_upstream_error,
@@ -28,6 +30,7 @@ use crate::error::S3Error;
 use crate::policy::operation::{S3Operation, classify};
 use crate::policy::route::{Route, encode_path, route};
 use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
+use crate::ratelimit::claims_known_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
@@ -37,16 +40,19 @@ pub(super) struct Exchange {
     pub(super) request_id: String,
     pub(super) operation: S3Operation,
     pub(super) resource: String,
-    /// `http://{Host}{path}` as the tenant addressed it.
+    /// `{scheme}://{Host}{path}` as the tenant addressed it; the scheme is `https` only
+    /// when a trusted proxy says so in X-Forwarded-Proto.
     pub(super) public_url: String,
     pub(super) is_head: bool,
+    /// The peer, or the right-most untrusted X-Forwarded-For hop behind a trusted proxy.
+    pub(super) client_ip: IpAddr,
 }
 
 /// Serve one S3 request. Never fails: errors are rendered as S3 XML here.
 pub async fn handle(
     state: Arc<ProxyState>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let mut ex = Exchange {
@@ -56,7 +62,9 @@ pub async fn handle(
         // Only CompleteMultipartUpload (a POST) needs it; skip the allocation otherwise.
         public_url: if req.method() == Method::POST {
             format!(
-                "http://{}{}",
+                "{}://{}{}",
+                // https when a trusted TLS-terminating proxy says so.
+                forwarded_proto(peer.ip(), req.headers(), &state.trusted_proxies).unwrap_or("http"),
                 req.headers()
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
@@ -67,6 +75,7 @@ pub async fn handle(
             String::new()
         },
         is_head: req.method() == Method::HEAD,
+        client_ip: client_ip(peer.ip(), req.headers(), &state.trusted_proxies),
     };
     state.metrics.inflight.inc();
     let (resp, outcome) = match pipeline(&state, &mut ex, req).await {
@@ -75,7 +84,8 @@ pub async fn handle(
             (resp, outcome)
         }
         Err(err) => {
-            if err.status().is_server_error() {
+            // Rate-limit refusals come in floods; the counter records them, not the log.
+            if err.status().is_server_error() && !matches!(err, S3Error::RateLimited { .. }) {
                 tracing::warn!(request_id = %ex.request_id, operation = ex.operation.name(), code = err.code(), "request failed");
             } else {
                 tracing::debug!(request_id = %ex.request_id, operation = ex.operation.name(), code = err.code(), "request refused");
@@ -110,6 +120,13 @@ async fn pipeline(
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
 
     // 3. Authenticate exactly once; everything after takes the VerifiedRequest.
+    //    A request naming no known key is charged to its source address first and
+    //    refused before any signature work when that address is over its limit; one
+    //    naming a known key pays only if verification fails (crate::ratelimit).
+    let names_known_key = claims_known_key(&parts.headers, parts.uri.query(), state.cache.as_ref());
+    let ip_charge = state
+        .rate_limits
+        .before_auth(ex.client_ip, names_known_key)?;
     let verified = authenticate(
         &parts,
         state.cache.as_ref(),
@@ -123,7 +140,13 @@ async fn pipeline(
             .auth_failures
             .with_label_values(&[e.reason()])
             .inc();
-        S3Error::from(e)
+        match state
+            .rate_limits
+            .after_auth_failure(ex.client_ip, ip_charge)
+        {
+            Some(throttled) => S3Error::from(throttled),
+            None => S3Error::from(e),
+        }
     })?;
 
     // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
@@ -148,9 +171,24 @@ async fn pipeline(
     //    upstream to anyone), so anything beyond `private` needs an admin scope.
     check_acl_headers(&verified, &route, &parts.headers)?;
 
-    // 5–6. Rate limits and quota admission plug in here (own issues). Nothing below
-    //      reads the body before these steps pass, so `Expect: 100-continue` is only
-    //      answered once the request is admitted.
+    // 5. Rate limits: the access key's bucket, then the global one (crate::ratelimit).
+    state
+        .rate_limits
+        .admit(&verified.credential.access_key_id)?;
+
+    // 6. Quota admission (buckets with a limit only): what the write may add or free
+    //    is planned and reserved before any body byte is read. The listener answers
+    //    `Expect: 100-continue` only when the body is first polled, so an over-quota
+    //    upload gets its 507 instead of `100 Continue`.
+    let mut quota = admit_quota(
+        state,
+        ex.operation,
+        &route,
+        &parts,
+        &verified,
+        copy_source.as_ref(),
+    )
+    .await?;
 
     // Service level: ListBuckets is synthesised from the credential's scopes.
     if ex.operation == S3Operation::ListBuckets {
@@ -173,6 +211,10 @@ async fn pipeline(
     )?;
     if check_body_keys {
         outbound = check_delete_keys(outbound, &verified, &route, ex.operation).await?;
+    }
+    if let Some(q) = quota.as_mut() {
+        outbound = q.prepare(state, outbound).await?;
+        q.forwarding(body_handle.as_ref());
     }
 
     // 8. Forward over the pooled client. A body that failed verification is reported
@@ -202,8 +244,10 @@ async fn pipeline(
         e.s3_error()
     })?;
 
-    // 9. Stream the response back (errors rebuilt without upstream text).
-    Ok(stream_back(state, ex, backend, upstream).await)
+    // 9. Stream the response back (errors rebuilt without upstream text), then turn
+    //    the quota reservation into usage (a 2xx) or release it (anything else).
+    let resp = stream_back(state, ex, backend, upstream).await;
+    Ok(settle_quota(state, ex, quota, resp).await)
 }
 
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {

@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ipnet::IpNet;
+
 use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::credentials::CredentialCache;
 use crate::metrics::Metrics;
 use crate::quota::LimitCache;
+use crate::ratelimit::RateLimits;
 use crate::upstream::{UpstreamBackend, UpstreamClient};
 
 /// Request-level limits checked by the pipeline (connection-level ones live in the
@@ -29,4 +32,12 @@ pub struct ProxyState {
     pub limits: RequestLimits,
     /// Per-bucket quota limits, merged from SQLite and Kubernetes.
     pub quota_limits: Arc<LimitCache>,
+    /// Per-bucket usage and reservations; admission reserves here before forwarding.
+    pub ledger: Arc<dyn crate::quota::ledger::UsageLedger>,
+    /// Quota admission and accounting (`quota_step`): scans on demand, key claims.
+    pub quota: Arc<super::quota_step::QuotaGate>,
+    /// Global, per-key and per-source-IP rate limits (`crate::ratelimit`).
+    pub rate_limits: Arc<RateLimits>,
+    /// `server.trusted_proxies`: peers whose X-Forwarded-For/-Proto are believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
