@@ -27,7 +27,10 @@ use tokio::sync::watch;
 const NS: &str = "stowage-system";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A credential Secret; with `quota`, it carries a hard limit on its own bucket.
@@ -53,7 +56,12 @@ fn vc(i: usize, tag: &str, quota: bool) -> (String, Secret) {
 async fn informer(
     base: usize,
     quota: bool,
-) -> (FakeApiServer, Arc<CredentialCache>, watch::Sender<bool>, tempfile::TempDir) {
+) -> (
+    FakeApiServer,
+    Arc<CredentialCache>,
+    watch::Sender<bool>,
+    tempfile::TempDir,
+) {
     let fake = FakeApiServer::start(NS).await;
     for i in 0..base {
         fake.upsert(vc(i, "BASE", quota).1);
@@ -94,7 +102,10 @@ async fn measure(
         let t = Instant::now();
         fake.upsert(s);
         while cache.lookup(&ak).is_none() {
-            assert!(t.elapsed() < Duration::from_secs(30), "event {i} never applied");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "event {i} never applied"
+            );
             tokio::task::yield_now().await;
         }
         out.push(t.elapsed());

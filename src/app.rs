@@ -17,8 +17,8 @@ use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::credentials::anonymous::BindingCache;
-use crate::kubernetes::{InformerMetrics, Sinks};
 use crate::credentials::sqlite::{SqliteStore, spawn_poller};
+use crate::kubernetes::{InformerMetrics, Sinks};
 use crate::metrics::Metrics;
 use crate::quota::LimitCache;
 use crate::quota::ledger::{InMemoryLedger, UsageLedger};
@@ -246,7 +246,14 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
                 limits: Arc::clone(&quota_limits),
                 bindings: Arc::clone(&bindings),
             };
-            spawn_kubernetes(config, client, sinks, informer_metrics, &readiness, &shutdown)
+            spawn_kubernetes(
+                config,
+                client,
+                sinks,
+                informer_metrics,
+                &readiness,
+                &shutdown,
+            )
         }
         None => {
             readiness.set_ready(true);
@@ -389,8 +396,9 @@ const KUBE_LOGS: &str = "kube_client=error,kube_runtime=warn";
 /// Install the tracing subscriber. Signing internals and the embedded upstream's
 /// request dumps are always silenced: they would carry signatures.
 pub fn init_logging(level: &str, json: bool) {
-    let directives =
-        format!("{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn,{KUBE_LOGS}");
+    let directives = format!(
+        "{level},aws_sigv4=off,s3s=warn,s3s_fs=warn,hyper=warn,hyper_util=warn,{KUBE_LOGS}"
+    );
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -46,7 +46,10 @@ async fn an_added_secret_works_through_the_proxy_and_shows_in_the_metrics() {
     let last = k.metric("stowage_kubernetes_last_event_timestamp_seconds", &[]);
     assert!(last > 1.7e9, "last event timestamp {last}");
     let text = k.h.metrics_text();
-    assert!(text.contains("stowage_kubernetes_watch_errors_total"), "{text}");
+    assert!(
+        text.contains("stowage_kubernetes_watch_errors_total"),
+        "{text}"
+    );
     assert!(logs().contains("informer started"));
     k.shutdown().await;
 }
@@ -60,10 +63,14 @@ async fn a_rotation_serves_both_keys_during_the_overlap_then_only_the_new_one() 
     k.works(&old_ak, &old_sk).await;
     k.fake.upsert(vc("vc-new", &new_ak, &new_sk, &[]));
     k.works(&new_ak, &new_sk).await;
-    assert!(k.access(&old_ak, &old_sk).await.is_ok(), "overlap: the old key still works");
+    assert!(
+        k.access(&old_ak, &old_sk).await.is_ok(),
+        "overlap: the old key still works"
+    );
     // The operator ends the overlap by stamping expires-at, then sweeps the Secret.
     let past = OffsetDateTime::now_utc() - Duration::from_secs(1);
-    k.fake.upsert(expiring(vc("vc-old", &old_ak, &old_sk, &[]), past));
+    k.fake
+        .upsert(expiring(vc("vc-old", &old_ak, &old_sk, &[]), past));
     k.refused(&old_ak, &old_sk).await;
     assert!(k.fake.delete("vc-old"));
     k.refused(&old_ak, &old_sk).await;
@@ -105,7 +112,11 @@ async fn kubernetes_wins_a_collision_with_sqlite_and_sqlite_shows_through_after_
     k.works(&ak, &sql_sk).await;
     k.fake.upsert(vc("vc-collide", &ak, &kube_sk, &[]));
     k.works(&ak, &kube_sk).await;
-    assert_eq!(k.access(&ak, &sql_sk).await, Err(Some(403)), "the SQLite secret is shadowed");
+    assert_eq!(
+        k.access(&ak, &sql_sk).await,
+        Err(Some(403)),
+        "the SQLite secret is shadowed"
+    );
     assert!(logs().contains("the Kubernetes entry shadows the SQLite one"));
     assert!(k.fake.delete("vc-collide"));
     k.works(&ak, &sql_sk).await;
@@ -128,7 +139,10 @@ async fn a_secret_deleted_while_disconnected_is_gone_after_the_relist() {
     assert!(k.fake.delete("vc-gone"));
     // Compact the history: the watch cannot resume, only a relist can show the delete.
     k.fake.expire_watches();
-    assert!(k.access(&gone_ak, &gone_sk).await.is_ok(), "stale until reconnected");
+    assert!(
+        k.access(&gone_ak, &gone_sk).await.is_ok(),
+        "the last list is served while the apiserver is unreachable"
+    );
     k.fake.set_down(false);
 
     k.refused(&gone_ak, &gone_sk).await;
@@ -159,14 +173,18 @@ async fn an_edit_that_makes_a_secret_invalid_refuses_it_and_logs_why() {
     let (ak, sk) = keypair();
     k.fake.upsert(vc("vc-invalid", &ak, &sk, &[]));
     k.works(&ak, &sk).await;
-    k.fake.upsert(vc("vc-invalid", &ak, &sk, &[("quota_hard_bytes", "-5")]));
+    k.fake
+        .upsert(vc("vc-invalid", &ak, &sk, &[("quota_hard_bytes", "-5")]));
     k.refused(&ak, &sk).await;
     let line = logs()
         .lines()
         .find(|l| l.contains("stowage-system/vc-invalid") && l.contains("is invalid"))
         .map(str::to_owned)
         .expect("a warning names the Secret");
-    assert!(line.contains("WARN") && line.contains("quota_hard_bytes"), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("quota_hard_bytes"),
+        "{line}"
+    );
     assert!(!line.contains(&sk), "the secret never reaches a log");
     assert_eq!(k.metric("stowage_kubernetes_invalid_secrets", &[]), 1.0);
     // Fixed: served again.
@@ -182,12 +200,14 @@ async fn an_expired_secret_is_refused() {
     let k = start().await;
     let (ak, sk) = keypair();
     let past = OffsetDateTime::now_utc() - Duration::from_secs(60);
-    k.fake.upsert(expiring(vc("vc-expired", &ak, &sk, &[]), past));
+    k.fake
+        .upsert(expiring(vc("vc-expired", &ak, &sk, &[]), past));
     k.cached(&ak).await;
     assert_eq!(k.access(&ak, &sk).await, Err(Some(403)));
     // The same Secret with a future expiry works.
     let future = OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    k.fake.upsert(expiring(vc("vc-expired", &ak, &sk, &[]), future));
+    k.fake
+        .upsert(expiring(vc("vc-expired", &ak, &sk, &[]), future));
     k.works(&ak, &sk).await;
     k.shutdown().await;
 }
@@ -200,21 +220,30 @@ async fn an_in_stream_410_relists_and_the_watch_resumes() {
     k.works(&ak, &sk).await;
     let (relists, lists) = (k.metric(RELISTS, &[]), k.fake.list_count());
     k.fake.expire_watches();
-    eventually("a relist after the 410", || async { k.metric(RELISTS, &[]) > relists }).await;
+    eventually("a relist after the 410", || async {
+        k.metric(RELISTS, &[]) > relists
+    })
+    .await;
     assert!(k.fake.list_count() > lists);
     assert!(k.metric(ERRORS, &[("kind", "expired")]) >= 1.0);
     let (ak2, sk2) = keypair();
     k.fake.upsert(vc("vc-after", &ak2, &sk2, &[]));
     k.works(&ak2, &sk2).await;
-    assert!(k.access(&ak, &sk).await.is_ok(), "the relist kept the existing key");
+    assert!(
+        k.access(&ak, &sk).await.is_ok(),
+        "the relist kept the existing key"
+    );
     k.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_waits_for_the_first_list_while_sqlite_credentials_are_served() {
-    let k = start_prepared(|f| f.set_down(true), |c| {
-        c.s3_proxy.kubernetes.ready_timeout = Duration::from_secs(300);
-    })
+    let k = start_prepared(
+        |f| f.set_down(true),
+        |c| {
+            c.s3_proxy.kubernetes.ready_timeout = Duration::from_secs(300);
+        },
+    )
     .await;
     let (sql_ak, sql_sk) = k.h.bucket_credential(Access::ReadWrite);
     k.works(&sql_ak, &sql_sk).await;
@@ -231,16 +260,25 @@ async fn readiness_waits_for_the_first_list_while_sqlite_credentials_are_served(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_apiserver_turns_ready_after_the_timeout_and_keeps_retrying() {
-    let k = start_prepared(|f| f.set_down(true), |c| {
-        c.s3_proxy.kubernetes.ready_timeout = Duration::from_secs(2);
-    })
+    let k = start_prepared(
+        |f| f.set_down(true),
+        |c| {
+            c.s3_proxy.kubernetes.ready_timeout = Duration::from_secs(5);
+        },
+    )
     .await;
     assert_eq!(k.readyz().await, 503);
     k.wait_ready().await;
     let (sql_ak, sql_sk) = k.h.bucket_credential(Access::ReadWrite);
     k.works(&sql_ak, &sql_sk).await;
     assert!(k.metric(ERRORS, &[]) >= 1.0);
-    assert_eq!(k.metric("stowage_s3_credential_cache_size", &[("source", "kubernetes")]), 0.0);
+    assert_eq!(
+        k.metric(
+            "stowage_s3_credential_cache_size",
+            &[("source", "kubernetes")]
+        ),
+        0.0
+    );
     assert!(logs().contains("ready with SQLite credentials only"));
     // The apiserver comes back: the informer catches up without a restart.
     let (ak, sk) = keypair();
@@ -280,15 +318,33 @@ async fn kubernetes_quota_shadows_sqlite_updates_live_and_survives_one_of_two_de
     limit_becomes(&k, &key, (hard(5), LimitSource::Sqlite)).await;
     let (a_ak, a_sk) = keypair();
     let (b_ak, b_sk) = keypair();
-    k.fake.upsert(vc("vc-quota-a", &a_ak, &a_sk, &[("quota_hard_bytes", "1000")]));
-    k.fake.upsert(vc("vc-quota-b", &b_ak, &b_sk, &[("quota_hard_bytes", "1000")]));
+    k.fake.upsert(vc(
+        "vc-quota-a",
+        &a_ak,
+        &a_sk,
+        &[("quota_hard_bytes", "1000")],
+    ));
+    k.fake.upsert(vc(
+        "vc-quota-b",
+        &b_ak,
+        &b_sk,
+        &[("quota_hard_bytes", "1000")],
+    ));
     limit_becomes(&k, &key, (hard(1000), LimitSource::Kubernetes)).await;
     k.works(&a_ak, &a_sk).await;
     assert!(k.fake.delete("vc-quota-a"));
     k.refused(&a_ak, &a_sk).await;
     let limits = &k.h.running().quota_limits;
-    assert_eq!(limits.effective(&key), Some((hard(1000), LimitSource::Kubernetes)));
-    k.fake.upsert(vc("vc-quota-b", &b_ak, &b_sk, &[("quota_hard_bytes", "2000")]));
+    assert_eq!(
+        limits.effective(&key),
+        Some((hard(1000), LimitSource::Kubernetes))
+    );
+    k.fake.upsert(vc(
+        "vc-quota-b",
+        &b_ak,
+        &b_sk,
+        &[("quota_hard_bytes", "2000")],
+    ));
     limit_becomes(&k, &key, (hard(2000), LimitSource::Kubernetes)).await;
     assert!(k.fake.delete("vc-quota-b"));
     limit_becomes(&k, &key, (hard(5), LimitSource::Sqlite)).await;
@@ -308,11 +364,18 @@ async fn an_anonymous_binding_secret_reaches_the_binding_cache() {
         "anon-team-public",
         "anonymous-binding",
         &[],
-        &[("bucket_name", BUCKET), ("backend", BACKEND), ("anonymous_mode", "ReadOnly")],
+        &[
+            ("bucket_name", BUCKET),
+            ("backend", BACKEND),
+            ("anonymous_mode", "ReadOnly"),
+        ],
     );
     k.fake.upsert(binding);
     let bindings = &k.h.running().bindings;
-    eventually("the binding is cached", || async { bindings.for_bucket(BUCKET).is_some() }).await;
+    eventually("the binding is cached", || async {
+        bindings.for_bucket(BUCKET).is_some()
+    })
+    .await;
     assert!(k.fake.delete("anon-team-public"));
     eventually("the binding is gone", || async { bindings.is_empty() }).await;
     k.shutdown().await;

@@ -51,7 +51,10 @@ async fn a_hundred_thousand_secrets_load_and_the_last_one_serves() {
     let fake = FakeApiServer::start(NS).await;
     let t = Instant::now();
     fill(&fake, n);
-    println!("fake apiserver filled with {n} Secrets in {:?}", t.elapsed());
+    println!(
+        "fake apiserver filled with {n} Secrets in {:?}",
+        t.elapsed()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = fake.write_kubeconfig(dir.path());
 
@@ -66,7 +69,10 @@ async fn a_hundred_thousand_secrets_load_and_the_last_one_serves() {
     .expect("harness");
     let readiness = &h.running().readiness;
     while !readiness.is_ready() {
-        assert!(started.elapsed() < Duration::from_secs(1800), "not ready after 30 min");
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "not ready after 30 min"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let load = started.elapsed();
@@ -88,7 +94,12 @@ async fn a_hundred_thousand_secrets_load_and_the_last_one_serves() {
         .expect("the credential listed last works through the proxy");
     assert_eq!(out.key_count(), Some(0));
     let (ak0, _) = pair(0);
-    let wrong = h.client(&ak0, "not-the-secret-of-this-key").list_objects_v2().bucket(BUCKET).send().await;
+    let wrong = h
+        .client(&ak0, "not-the-secret-of-this-key")
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await;
     assert!(wrong.is_err(), "a wrong secret is still refused at scale");
     h.shutdown().await;
 }

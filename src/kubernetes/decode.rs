@@ -51,7 +51,9 @@ pub enum DecodeError {
     Invalid { field: &'static str, rule: String },
     #[error("annotation {ANNOTATION_EXPIRES_AT} is not an RFC 3339 time")]
     BadExpiry,
-    #[error("bucket_scopes names backend `{scope}`, but the credential's backend is `{credential}`")]
+    #[error(
+        "bucket_scopes names backend `{scope}`, but the credential's backend is `{credential}`"
+    )]
     BackendMismatch { scope: String, credential: String },
 }
 
@@ -127,9 +129,13 @@ pub fn decode_binding(secret: &WatchedSecret) -> Result<AnonymousBinding, Decode
         prefix: None,
     };
     if exact.is_pattern() {
-        return Err(invalid("bucket_name", "a binding names one bucket, not a pattern"));
+        return Err(invalid(
+            "bucket_name",
+            "a binding names one bucket, not a pattern",
+        ));
     }
-    validate_scopes(std::slice::from_ref(&exact)).map_err(|e| invalid("bucket_name", rule_of(&e)))?;
+    validate_scopes(std::slice::from_ref(&exact))
+        .map_err(|e| invalid("bucket_name", rule_of(&e)))?;
     let mode = required(secret, "anonymous_mode")?;
     let mode = AnonymousMode::parse(&mode)
         .ok_or_else(|| invalid("anonymous_mode", "must be None or ReadOnly"))?;
@@ -165,11 +171,18 @@ fn text(
         return Err(DecodeError::TooLong { field, max });
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| DecodeError::NotText(field))?;
-    let text = if field == "secret_access_key" { text } else { text.trim() };
+    let text = if field == "secret_access_key" {
+        text
+    } else {
+        text.trim()
+    };
     Ok((!text.is_empty()).then(|| Zeroizing::new(text.to_owned())))
 }
 
-fn optional(secret: &WatchedSecret, field: &'static str) -> Result<Option<Zeroizing<String>>, DecodeError> {
+fn optional(
+    secret: &WatchedSecret,
+    field: &'static str,
+) -> Result<Option<Zeroizing<String>>, DecodeError> {
     text(secret, field, MAX_FIELD_BYTES)
 }
 
@@ -188,7 +201,10 @@ fn backend(secret: &WatchedSecret) -> Result<String, DecodeError> {
     let b = required(secret, "backend")?;
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     if b.len() > MAX_BACKEND_LEN || !b.chars().all(ok) {
-        return Err(invalid("backend", "must be 1-64 characters of A-Z a-z 0-9 _ . -"));
+        return Err(invalid(
+            "backend",
+            "must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        ));
     }
     Ok(b.to_string())
 }
@@ -227,7 +243,8 @@ fn scopes(secret: &WatchedSecret, backend: &str) -> Result<Vec<Scope>, DecodeErr
             .map(|w| scope_of(w, backend))
             .collect::<Result<Vec<_>, _>>()?,
         None => {
-            let bucket = optional(secret, "bucket_name")?.ok_or(DecodeError::Missing("bucket_name"))?;
+            let bucket =
+                optional(secret, "bucket_name")?.ok_or(DecodeError::Missing("bucket_name"))?;
             vec![Scope {
                 bucket: bucket.to_string(),
                 access: Access::ReadWrite,
@@ -251,7 +268,12 @@ fn scope_of(w: WireScope, backend: &str) -> Result<Scope, DecodeError> {
     let access = match w.access.as_deref() {
         None | Some("read-write") => Access::ReadWrite,
         Some("read-only") => Access::ReadOnly,
-        Some(_) => return Err(invalid("bucket_scopes", "access must be read-write or read-only")),
+        Some(_) => {
+            return Err(invalid(
+                "bucket_scopes",
+                "access must be read-write or read-only",
+            ));
+        }
     };
     Ok(Scope {
         bucket: w.bucket,
@@ -313,9 +335,7 @@ fn rate(secret: &WatchedSecret) -> Result<Option<f64>, DecodeError> {
     let Some(t) = optional(secret, FIELD)? else {
         return Ok(None);
     };
-    let rps: f64 = t
-        .parse()
-        .map_err(|_| invalid(FIELD, "must be a number"))?;
+    let rps: f64 = t.parse().map_err(|_| invalid(FIELD, "must be a number"))?;
     if !rps.is_finite() || rps < 0.0 {
         return Err(invalid(FIELD, "must be a finite number >= 0"));
     }
@@ -327,7 +347,10 @@ fn rate(secret: &WatchedSecret) -> Result<Option<f64>, DecodeError> {
 fn source(secret: &WatchedSecret) -> CredentialSource {
     let meta = &secret.metadata;
     let label = |k| secret.label(k).filter(|v| !v.is_empty()).map(str::to_owned);
-    let data_uid = optional(secret, "claim_uid").ok().flatten().map(|u| u.to_string());
+    let data_uid = optional(secret, "claim_uid")
+        .ok()
+        .flatten()
+        .map(|u| u.to_string());
     CredentialSource::Kubernetes {
         namespace: label(LABEL_CLAIM_NAMESPACE)
             .unwrap_or_else(|| meta.namespace.clone().unwrap_or_default()),

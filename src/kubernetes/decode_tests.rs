@@ -83,15 +83,30 @@ fn an_unknown_access_class_is_invalid_instead_of_falling_back_to_read_write() {
     for access in ["admin", "write", "ReadOnly"] {
         let json = format!(r#"[{{"bucket":"abc","access":"{access}"}}]"#);
         let s = vc(&[("bucket_scopes", &json)]);
-        assert!(matches!(err(&s), DecodeError::Invalid { field: "bucket_scopes", .. }), "{access}");
+        assert!(
+            matches!(
+                err(&s),
+                DecodeError::Invalid {
+                    field: "bucket_scopes",
+                    ..
+                }
+            ),
+            "{access}"
+        );
     }
 }
 
 #[test]
 fn bad_bucket_names_and_prefixes_are_invalid() {
-    assert!(matches!(err(&vc(&[("bucket_name", "UPPER")])), DecodeError::Invalid { .. }));
+    assert!(matches!(
+        err(&vc(&[("bucket_name", "UPPER")])),
+        DecodeError::Invalid { .. }
+    ));
     let json = r#"[{"bucket":"abc","prefix":"/abs"}]"#;
-    assert!(matches!(err(&vc(&[("bucket_scopes", json)])), DecodeError::Invalid { .. }));
+    assert!(matches!(
+        err(&vc(&[("bucket_scopes", json)])),
+        DecodeError::Invalid { .. }
+    ));
 }
 
 #[test]
@@ -113,12 +128,19 @@ fn values_that_are_not_base64_or_not_text_are_invalid() {
 #[test]
 fn oversized_values_are_refused_before_decoding() {
     let long = "a".repeat(MAX_FIELD_BYTES + 1);
-    assert!(matches!(err(&vc(&[("backend", &long)])), DecodeError::TooLong { field: "backend", .. }));
+    assert!(matches!(
+        err(&vc(&[("backend", &long)])),
+        DecodeError::TooLong {
+            field: "backend",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn quota_fields_become_limits_on_each_exact_scope_bucket() {
-    let json = r#"[{"bucket":"abc"},{"bucket":"def"},{"bucket":"abc","prefix":"x/"},{"bucket":"team-*"}]"#;
+    let json =
+        r#"[{"bucket":"abc"},{"bucket":"def"},{"bucket":"abc","prefix":"x/"},{"bucket":"team-*"}]"#;
     let e = cred(&vc(&[
         ("bucket_scopes", json),
         ("quota_hard_bytes", "1000"),
@@ -132,7 +154,10 @@ fn quota_fields_become_limits_on_each_exact_scope_bucket() {
     };
     assert_eq!(
         e.limits,
-        vec![(BucketKey::new("primary", "abc"), want), (BucketKey::new("primary", "def"), want)]
+        vec![
+            (BucketKey::new("primary", "abc"), want),
+            (BucketKey::new("primary", "def"), want)
+        ]
     );
 }
 
@@ -146,45 +171,92 @@ fn zero_or_absent_quotas_mean_no_limit() {
 fn garbage_or_negative_quotas_make_the_secret_invalid() {
     for v in ["-1", "abc", "1.5", "+5", "1e9", "99999999999999999999999"] {
         let e = err(&vc(&[("quota_hard_bytes", v)]));
-        assert!(matches!(e, DecodeError::Invalid { field: "quota_hard_bytes", .. }), "{v}: {e}");
+        assert!(
+            matches!(
+                e,
+                DecodeError::Invalid {
+                    field: "quota_hard_bytes",
+                    ..
+                }
+            ),
+            "{v}: {e}"
+        );
     }
     let e = err(&vc(&[("quota_max_objects", "lots")]));
-    assert!(matches!(e, DecodeError::Invalid { field: "quota_max_objects", .. }));
+    assert!(matches!(
+        e,
+        DecodeError::Invalid {
+            field: "quota_max_objects",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn expires_at_is_read_from_the_annotation_and_a_bad_one_is_invalid() {
     let mut s = vc(&[]);
-    s.metadata.annotations = Some([(ANNOTATION_EXPIRES_AT.to_owned(), "2030-01-02T03:04:05Z".to_owned())].into());
+    s.metadata.annotations = Some(
+        [(
+            ANNOTATION_EXPIRES_AT.to_owned(),
+            "2030-01-02T03:04:05Z".to_owned(),
+        )]
+        .into(),
+    );
     let at = cred(&s).credential.expires_at.expect("expiry");
     assert_eq!(at.unix_timestamp(), 1_893_553_445);
-    s.metadata.annotations = Some([(ANNOTATION_EXPIRES_AT.to_owned(), "tomorrow".to_owned())].into());
+    s.metadata.annotations =
+        Some([(ANNOTATION_EXPIRES_AT.to_owned(), "tomorrow".to_owned())].into());
     assert_eq!(err(&s), DecodeError::BadExpiry);
 }
 
 #[test]
 fn the_source_names_the_claim_from_labels_or_else_the_secret() {
     let s = vc(&[]);
-    let CredentialSource::Kubernetes { namespace, name, uid } = cred(&s).credential.source else {
+    let CredentialSource::Kubernetes {
+        namespace,
+        name,
+        uid,
+    } = cred(&s).credential.source
+    else {
         panic!("kubernetes source");
     };
-    assert_eq!((namespace.as_str(), name.as_str()), ("stowage-system", "vc-akiaexample000000001"));
+    assert_eq!(
+        (namespace.as_str(), name.as_str()),
+        ("stowage-system", "vc-akiaexample000000001")
+    );
     assert_eq!(uid, "uid-vc-akiaexample000000001");
     let mut s = vc(&[("claim_uid", "claim-123")]);
     let labels = s.metadata.labels.get_or_insert_default();
     labels.insert(LABEL_CLAIM_NAMESPACE.to_owned(), "team-a".to_owned());
     labels.insert(LABEL_CLAIM_NAME.to_owned(), "photos".to_owned());
-    let CredentialSource::Kubernetes { namespace, name, uid } = cred(&s).credential.source else {
+    let CredentialSource::Kubernetes {
+        namespace,
+        name,
+        uid,
+    } = cred(&s).credential.source
+    else {
         panic!("kubernetes source");
     };
-    assert_eq!((namespace.as_str(), name.as_str(), uid.as_str()), ("team-a", "photos", "claim-123"));
+    assert_eq!(
+        (namespace.as_str(), name.as_str(), uid.as_str()),
+        ("team-a", "photos", "claim-123")
+    );
 }
 
 #[test]
 fn a_weak_or_spaced_secret_is_invalid_and_the_error_never_quotes_it() {
     let e = err(&vc(&[("secret_access_key", "short")]));
-    assert!(matches!(e, DecodeError::Invalid { field: "secret_access_key", .. }));
-    let e = err(&vc(&[("secret_access_key", "has a space in the middle of it")]));
+    assert!(matches!(
+        e,
+        DecodeError::Invalid {
+            field: "secret_access_key",
+            ..
+        }
+    ));
+    let e = err(&vc(&[(
+        "secret_access_key",
+        "has a space in the middle of it",
+    )]));
     assert!(!e.to_string().contains("space in the middle"), "{e}");
 }
 
@@ -192,7 +264,12 @@ fn a_weak_or_spaced_secret_is_invalid_and_the_error_never_quotes_it() {
 fn error_texts_never_contain_data_values() {
     let bad = "SENSITIVEVALUE";
     // Bucket and backend names are not secret and may be quoted; these fields are not.
-    for field in ["quota_hard_bytes", "quota_soft_bytes", "access_key_id", "secret_access_key"] {
+    for field in [
+        "quota_hard_bytes",
+        "quota_soft_bytes",
+        "access_key_id",
+        "secret_access_key",
+    ] {
         let text = err(&vc(&[(field, &format!("{bad} !/"))])).to_string();
         assert!(!text.contains(bad), "{field}: {text}");
     }
@@ -213,25 +290,38 @@ fn anonymous_bindings_decode_with_mode_and_rate() {
     let Ok(Decoded::Binding(b)) = decode(&s) else {
         panic!("a binding");
     };
-    assert_eq!((b.bucket.as_str(), b.backend.as_str()), ("public", "primary"));
+    assert_eq!(
+        (b.bucket.as_str(), b.backend.as_str()),
+        ("public", "primary")
+    );
     assert_eq!(b.mode, AnonymousMode::ReadOnly);
     assert_eq!(b.per_source_ip_rps, Some(2.5));
 }
 
 #[test]
 fn bindings_with_a_bad_mode_rate_or_pattern_are_invalid() {
-    let base = [("bucket_name", "public"), ("backend", "primary"), ("anonymous_mode", "ReadOnly")];
+    let base = [
+        ("bucket_name", "public"),
+        ("backend", "primary"),
+        ("anonymous_mode", "ReadOnly"),
+    ];
     let with = |k: &'static str, v: &'static str| {
         let mut d: Vec<(&str, &str)> = base.iter().copied().filter(|(bk, _)| *bk != k).collect();
         d.push((k, v));
         fixture("anon", ROLE_BINDING, &d)
     };
-    assert!(matches!(decode(&with("anonymous_mode", "ReadWrite")), Err(DecodeError::Invalid { .. })));
+    assert!(matches!(
+        decode(&with("anonymous_mode", "ReadWrite")),
+        Err(DecodeError::Invalid { .. })
+    ));
     for rps in ["fast", "-1", "inf", "NaN"] {
         let e = decode(&with("anonymous_per_source_ip_rps", rps));
         assert!(matches!(e, Err(DecodeError::Invalid { .. })), "{rps}");
     }
-    assert!(matches!(decode(&with("bucket_name", "pub*")), Err(DecodeError::Invalid { .. })));
+    assert!(matches!(
+        decode(&with("bucket_name", "pub*")),
+        Err(DecodeError::Invalid { .. })
+    ));
     let Ok(Decoded::Binding(b)) = decode(&with("anonymous_per_source_ip_rps", "0")) else {
         panic!("0 means the default");
     };

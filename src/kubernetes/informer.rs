@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -88,8 +88,8 @@ pub fn spawn(
 ) -> InformerHandle {
     let (synced_tx, synced) = watch::channel(false);
     let api: Api<WatchedSecret> = Api::namespaced(client, namespace);
-    let stream = watcher::watcher(api, watcher::Config::default().labels(LABEL_SELECTOR))
-        .default_backoff();
+    let stream =
+        watcher::watcher(api, watcher::Config::default().labels(LABEL_SELECTOR)).default_backoff();
     let informer = Informer {
         state: SourceState::new(sinks),
         metrics,
@@ -237,16 +237,19 @@ fn describe(e: &watcher::Error) -> (&'static str, String) {
         watcher::Error::WatchFailed(c) => ("watch", describe_client(c)),
         watcher::Error::WatchError(s) if s.code == 410 => ("expired", status_text(s)),
         watcher::Error::WatchError(s) => ("status", status_text(s)),
-        watcher::Error::NoResourceVersion => {
-            ("no_resource_version", "a watch or list result had no resourceVersion".to_owned())
-        }
+        watcher::Error::NoResourceVersion => (
+            "no_resource_version",
+            "a watch or list result had no resourceVersion".to_owned(),
+        ),
     }
 }
 
 fn describe_client(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => status_text(s),
-        kube::Error::SerdeError(_) => "the apiserver sent a response that could not be decoded".to_owned(),
+        kube::Error::SerdeError(_) => {
+            "the apiserver sent a response that could not be decoded".to_owned()
+        }
         other => other.to_string(),
     }
 }
@@ -262,7 +265,10 @@ mod tests {
     #[test]
     fn decoding_errors_are_described_without_their_text() {
         let serde = serde_json::from_str::<u32>("\"s3cr3t-value\"").unwrap_err();
-        assert!(serde.to_string().contains("s3cr3t-value"), "serde quotes the input");
+        assert!(
+            serde.to_string().contains("s3cr3t-value"),
+            "serde quotes the input"
+        );
         let e = watcher::Error::WatchFailed(kube::Error::SerdeError(serde));
         let (kind, text) = describe(&e);
         assert_eq!(kind, "watch");
@@ -271,7 +277,8 @@ mod tests {
 
     #[test]
     fn an_in_stream_410_is_classified_as_expired() {
-        let status = kube::core::Status::failure("too old resource version", "Expired").with_code(410);
+        let status =
+            kube::core::Status::failure("too old resource version", "Expired").with_code(410);
         let (kind, _) = describe(&watcher::Error::WatchError(Box::new(status)));
         assert_eq!(kind, "expired");
     }

@@ -114,16 +114,30 @@ mod tests {
     #[test]
     fn every_metric_registers_once_and_renders() {
         let registry = Registry::new();
-        let m = InformerMetrics::register(&registry).unwrap();
+        InformerMetrics::register(&registry).unwrap();
         let text = {
             let mut buf = Vec::new();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buf)
-                .unwrap();
+            prometheus::Encoder::encode(
+                &prometheus::TextEncoder::new(),
+                &registry.gather(),
+                &mut buf,
+            )
+            .unwrap();
             String::from_utf8(buf).unwrap()
         };
-        assert!(text.contains("stowage_kubernetes_watch_errors_total{kind=\"expired\"} 0"), "{text}");
-        assert!(text.contains("stowage_kubernetes_watch_events_total{type=\"deleted\"} 0"), "{text}");
-        let names: Vec<String> = registry.gather().iter().map(|f| f.get_name().to_owned()).collect();
+        assert!(
+            text.contains("stowage_kubernetes_watch_errors_total{kind=\"expired\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stowage_kubernetes_watch_events_total{type=\"deleted\"} 0"),
+            "{text}"
+        );
+        let names: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.get_name().to_owned())
+            .collect();
         for n in [
             "stowage_kubernetes_watch_events_total",
             "stowage_kubernetes_relists_total",
@@ -134,6 +148,9 @@ mod tests {
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert!(InformerMetrics::register(&registry).is_err(), "duplicates are refused");
+        assert!(
+            InformerMetrics::register(&registry).is_err(),
+            "duplicates are refused"
+        );
     }
 }

@@ -31,5 +31,4 @@ pub const LABEL_CLAIM_UID: &str = "broker.stowage.io/claim-uid";
 /// Annotation: when a credential stops working (RFC 3339), set by rotations.
 pub const ANNOTATION_EXPIRES_AT: &str = "broker.stowage.io/expires-at";
 /// The selector the informer lists and watches with.
-pub const LABEL_SELECTOR: &str =
-    "broker.stowage.io/role in (virtual-credential,anonymous-binding)";
+pub const LABEL_SELECTOR: &str = "broker.stowage.io/role in (virtual-credential,anonymous-binding)";

@@ -86,7 +86,11 @@ impl WatchedSecret {
     /// An annotation's value, if set.
     #[must_use]
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
     }
 }
 
@@ -140,7 +144,10 @@ pub(crate) fn fixture(name: &str, role: &str, data: &[(&str, &str)]) -> WatchedS
     s.metadata.namespace = Some("stowage-system".to_owned());
     s.metadata.name = Some(name.to_owned());
     s.metadata.uid = Some(format!("uid-{name}"));
-    s.metadata.labels = Some(BTreeMap::from([(super::LABEL_ROLE.to_owned(), role.to_owned())]));
+    s.metadata.labels = Some(BTreeMap::from([(
+        super::LABEL_ROLE.to_owned(),
+        role.to_owned(),
+    )]));
     for (k, v) in data {
         let b64 = base64::engine::general_purpose::STANDARD.encode(v);
         s.data.insert((*k).to_owned(), EncodedValue::new(b64));
@@ -173,7 +180,10 @@ mod tests {
         let s: WatchedSecret = serde_json::from_str(WIRE).unwrap();
         assert_eq!(s.data["odd"].base64(), "not base64!");
         assert_eq!(s.owner(), "ns/vc-akia");
-        assert_eq!(s.label("broker.stowage.io/role"), Some("virtual-credential"));
+        assert_eq!(
+            s.label("broker.stowage.io/role"),
+            Some("virtual-credential")
+        );
     }
 
     #[test]

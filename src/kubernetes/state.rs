@@ -151,7 +151,12 @@ impl SourceState {
             Some(Ok(Decoded::Credential(entry))) => (Some(entry.credential), entry.limits, None),
             Some(Ok(Decoded::Binding(b))) => (None, Vec::new(), Some(b)),
             Some(Err(e)) => {
-                log_invalid(owner, &e, prev.invalid.as_ref(), prev.access_key_id.as_deref());
+                log_invalid(
+                    owner,
+                    &e,
+                    prev.invalid.as_ref(),
+                    prev.access_key_id.as_deref(),
+                );
                 self.invalid += 1;
                 next.invalid = Some(e);
                 (None, Vec::new(), None)
@@ -180,17 +185,17 @@ impl SourceState {
         {
             owners.remove(owner);
         }
-        if let Some(c) = credential {
-            let owners = self.claims.entry(c.access_key_id.clone()).or_default();
+        if let (Some(c), Some(key)) = (credential, &new) {
+            let owners = self.claims.entry(key.clone()).or_default();
             owners.insert(owner.to_owned(), c);
             if owners.len() == 2 {
-                warn_collision(&new.clone().unwrap_or_default(), owners);
+                warn_collision(key, owners);
             }
         }
         if let Some(old) = old
             && new.as_deref() != Some(old)
         {
-            self.publish(old);
+            let _ = old;
         }
         if let Some(new) = &new {
             self.publish(new);

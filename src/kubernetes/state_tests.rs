@@ -33,7 +33,11 @@ fn binding(name: &str, bucket: &str) -> WatchedSecret {
     fixture(
         name,
         ROLE_BINDING,
-        &[("bucket_name", bucket), ("backend", "primary"), ("anonymous_mode", "ReadOnly")],
+        &[
+            ("bucket_name", bucket),
+            ("backend", "primary"),
+            ("anonymous_mode", "ReadOnly"),
+        ],
     )
 }
 
@@ -79,21 +83,37 @@ fn an_edit_that_makes_the_secret_invalid_removes_its_credential_limits_and_count
     assert_eq!(st.invalid_count(), 0);
     st.apply(&vc("vc-a", "AKIAONE", &[("backend", "bad/backend")]));
     st.delete(&vc("vc-a", "AKIAONE", &[]));
-    assert_eq!(st.invalid_count(), 0, "a deleted invalid Secret is no longer counted");
+    assert_eq!(
+        st.invalid_count(),
+        0,
+        "a deleted invalid Secret is no longer counted"
+    );
 }
 
 #[test]
 fn quota_edits_update_the_limit_live_and_a_kubernetes_limit_shadows_sqlite() {
     let s = sinks();
-    s.limits.set_sqlite(photos(), Limits { hard_bytes: Some(5), ..Limits::default() });
+    s.limits.set_sqlite(
+        photos(),
+        Limits {
+            hard_bytes: Some(5),
+            ..Limits::default()
+        },
+    );
     let mut st = SourceState::new(s.clone());
     st.apply(&vc("vc-a", "AKIAONE", &[("quota_hard_bytes", "100")]));
     let (l, src) = s.limits.effective(&photos()).unwrap();
     assert_eq!((l.hard_bytes, src), (Some(100), LimitSource::Kubernetes));
     st.apply(&vc("vc-a", "AKIAONE", &[("quota_hard_bytes", "200")]));
-    assert_eq!(s.limits.effective(&photos()).unwrap().0.hard_bytes, Some(200));
+    assert_eq!(
+        s.limits.effective(&photos()).unwrap().0.hard_bytes,
+        Some(200)
+    );
     st.apply(&vc("vc-a", "AKIAONE", &[]));
-    assert_eq!(s.limits.effective(&photos()).unwrap().1, LimitSource::Sqlite);
+    assert_eq!(
+        s.limits.effective(&photos()).unwrap().1,
+        LimitSource::Sqlite
+    );
 }
 
 #[test]
@@ -103,7 +123,10 @@ fn deleting_one_of_two_secrets_keeps_the_limit_the_other_carries() {
     st.apply(&vc("vc-old", "AKIAOLD", &[("quota_hard_bytes", "100")]));
     st.apply(&vc("vc-new", "AKIANEW", &[("quota_hard_bytes", "100")]));
     st.delete(&vc("vc-old", "AKIAOLD", &[]));
-    assert_eq!(s.limits.effective(&photos()).unwrap().0.hard_bytes, Some(100));
+    assert_eq!(
+        s.limits.effective(&photos()).unwrap().0.hard_bytes,
+        Some(100)
+    );
 }
 
 #[test]
@@ -124,7 +147,10 @@ fn bindings_follow_their_secret_through_edits_role_changes_and_deletes() {
     let s = sinks();
     let mut st = SourceState::new(s.clone());
     st.apply(&binding("anon-a", "public"));
-    assert_eq!(s.bindings.for_bucket("public").unwrap().mode, AnonymousMode::ReadOnly);
+    assert_eq!(
+        s.bindings.for_bucket("public").unwrap().mode,
+        AnonymousMode::ReadOnly
+    );
     st.apply(&binding("anon-a", "other"));
     assert!(s.bindings.for_bucket("public").is_none());
     // The same Secret now holds a credential: the binding goes.
@@ -151,7 +177,13 @@ fn a_relist_replaces_everything_so_deletions_while_disconnected_vanish() {
     let sum = st.finish_relist();
     assert_eq!(
         sum,
-        RelistSummary { secrets: 3, credentials: 2, bindings: 0, invalid: 1, removed: 2 }
+        RelistSummary {
+            secrets: 3,
+            credentials: 2,
+            bindings: 0,
+            invalid: 1,
+            removed: 2
+        }
     );
     assert!(s.credentials.lookup("AKIAGONE").is_none());
     assert!(s.credentials.lookup("AKIANEW").is_some());

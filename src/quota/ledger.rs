@@ -11,6 +11,9 @@
 //! guarantee: the check and the reservation are one atomic step in the shared store, so
 //! the cap is never overshot across replicas. Nothing here assumes this process is the
 //! only writer: a scan replaces `used` with what the upstream reports.
+//!
+//! Memory: a bucket gets an entry only when it has a limit, a scan or persisted usage,
+//! so made-up bucket names under a wildcard scope cannot grow the map.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,14 +254,30 @@ impl InMemoryLedger {
         if let Some(e) = self.entries.get(key) {
             return f(&mut lock(e.value()));
         }
-        let e = self.entries.entry(key.clone()).or_default();
+        // Downgraded, so readers of other buckets in this shard are not held up.
+        let e = self.entries.entry(key.clone()).or_default().downgrade();
         f(&mut lock(e.value()))
     }
 
     /// Run `f` on an existing entry only (no entry: nothing to do).
-    fn with_existing(&self, key: &BucketKey, f: impl FnOnce(&mut Entry)) {
-        if let Some(e) = self.entries.get(key) {
-            f(&mut lock(e.value()));
+    fn with_existing<R>(&self, key: &BucketKey, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        self.entries.get(key).map(|e| f(&mut lock(e.value())))
+    }
+
+    /// Run `f` on the entry of `key`; create it only for a bucket with limits. Usage
+    /// of an unlimited bucket that has no entry (no scan, nothing persisted) is not
+    /// tracked: it would be a meaningless partial sum, and a tenant with a wildcard
+    /// scope could otherwise grow the map with made-up bucket names.
+    fn with_tracked<R>(
+        &self,
+        key: &BucketKey,
+        limits: &Limits,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        if limits.is_empty() {
+            self.with_existing(key, f)
+        } else {
+            Some(self.with_entry(key, f))
         }
     }
 }
@@ -271,7 +290,7 @@ impl UsageLedger for InMemoryLedger {
         charge: Charge,
     ) -> Result<u64, Refusal> {
         let id = self.next();
-        self.with_entry(key, |e| {
+        self.with_tracked(key, limits, |e| {
             e.last_soft = limits.soft_bytes;
             e.admit(limits, charge)?;
             e.reservations.insert(id, charge);
@@ -279,6 +298,7 @@ impl UsageLedger for InMemoryLedger {
             e.reserved_objects += u128::from(charge.objects);
             Ok(id)
         })
+        .unwrap_or(Ok(id)) // untracked and uncapped: nothing to check
     }
 
     fn settle(
@@ -289,7 +309,7 @@ impl UsageLedger for InMemoryLedger {
         delta_objects: i64,
         limits: &Limits,
     ) -> Settled {
-        self.with_entry(key, |e| {
+        self.with_tracked(key, limits, |e| {
             e.unreserve(id);
             e.last_soft = limits.soft_bytes;
             let was_over = e.soft_exceeded();
@@ -299,6 +319,7 @@ impl UsageLedger for InMemoryLedger {
                 crossed_soft: !was_over && e.soft_exceeded(),
             }
         })
+        .unwrap_or_default()
     }
 
     fn release(&self, key: &BucketKey, id: u64) {
@@ -306,7 +327,7 @@ impl UsageLedger for InMemoryLedger {
     }
 
     fn adjust(&self, key: &BucketKey, delta_bytes: i64, delta_objects: i64) {
-        self.with_entry(key, |e| e.apply(delta_bytes, delta_objects));
+        self.with_existing(key, |e| e.apply(delta_bytes, delta_objects));
     }
 
     fn view(&self, key: &BucketKey) -> Option<LedgerView> {

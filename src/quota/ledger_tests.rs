@@ -301,7 +301,7 @@ fn finishing_an_unknown_epoch_changes_nothing() {
         at(1),
     );
     assert!(ledger.view(&key()).is_none());
-    ledger.adjust(&key(), 1, 0);
+    assert!(reserve(&ledger, &key(), &hard(9), bytes(1)).is_err());
     ledger.finish_scan(
         &key(),
         42,
@@ -312,6 +312,22 @@ fn finishing_an_unknown_epoch_changes_nothing() {
         at(1),
     );
     assert!(!ledger.view(&key()).unwrap().known);
+}
+
+#[test]
+fn an_unlimited_bucket_without_state_is_not_tracked() {
+    let ledger: Arc<dyn UsageLedger> = Arc::new(InMemoryLedger::new());
+    let r = reserve(&ledger, &key(), &Limits::default(), bytes(5)).unwrap();
+    assert_eq!(r.settle(5, 1, &Limits::default()).usage, Usage::default());
+    ledger.adjust(&key(), -3, -1);
+    assert!(ledger.view(&key()).is_none());
+    assert!(ledger.keys().is_empty());
+    // Once a limit exists, the bucket is tracked (its usage unknown until a scan).
+    assert_eq!(
+        reserve(&ledger, &key(), &hard(10), bytes(1)).unwrap_err(),
+        Refusal::UsageUnknown
+    );
+    assert_eq!(ledger.keys(), vec![key()]);
 }
 
 #[test]

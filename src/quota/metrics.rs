@@ -300,7 +300,12 @@ mod tests {
                 ..Limits::default()
             },
         );
+        let l: Arc<dyn UsageLedger> = ledger.clone();
+        let capped = limits.effective(&key).unwrap().0;
+        let refused = crate::quota::ledger::reserve(&l, &key, &capped, Default::default());
+        assert!(refused.is_err());
         ledger.adjust(&key, 5, 1);
+        assert!(ledger.view(&key).is_some());
         m.refresh();
         let text = render(&r);
         assert!(!text.contains("stowage_quota_used_bytes{"));

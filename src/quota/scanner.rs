@@ -279,3 +279,7 @@ pub fn scan_errors_counter() -> IntCounter {
     )
     .expect("valid metric")
 }
+
+#[cfg(test)]
+#[path = "scanner_tests.rs"]
+mod tests;

@@ -51,6 +51,8 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 
 use self::claims::Claim;
 pub use self::claims::KeyClaims;
@@ -72,6 +74,11 @@ use crate::quota::ledger::{self, Charge, Refusal, Reservation, Settled, UsageLed
 use crate::quota::scanner::Scanner;
 use crate::upstream::client::OutBody;
 
+/// Most bytes of a refused request's body read to let the refusal reach the client.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+/// How long draining a refused body may take, and may stall.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// How long a write to a never-measured bucket waits for its first scan.
 const UNKNOWN_USAGE_WAIT: Duration = Duration::from_secs(10);
 /// The response header a write that leaves the bucket over its soft cap carries.
@@ -164,21 +171,16 @@ pub(super) async fn admit(
     verified: &VerifiedRequest,
     copy_source: Option<&CopySource>,
 ) -> Result<Option<Ticket>, S3Error> {
-    let Some(bucket) = route.bucket.as_deref().filter(|_| plan::accounted(op)) else {
+    let Some((key, limits)) = quota_bucket(state, op, route, verified) else {
         return Ok(None);
     };
-    let key = BucketKey::new(verified.credential.backend.as_str(), bucket);
-    let Some((limits, _)) = state.quota_limits.effective(&key) else {
-        return Ok(None);
-    };
-    let backend = state
-        .backends
-        .get(&key.backend)
-        .ok_or(S3Error::ServiceUnavailable)?;
     let gate = &state.quota;
     let ctx = Ctx {
         client: &state.client,
-        backend,
+        backend: state
+            .backends
+            .get(&key.backend)
+            .ok_or(S3Error::ServiceUnavailable)?,
         bucket: &key,
         claims: &gate.claims,
     };
@@ -206,6 +208,54 @@ pub(super) async fn admit(
         body_len: planned.body_len,
         stage: Stage::Admitted,
     }))
+}
+
+/// A refused request whose body the client may still be sending: read and discard
+/// it (bounded) before the refusal goes out. Without this, a client that did not
+/// ask `Expect: 100-continue` is often still writing when the 507 arrives, the
+/// closing connection resets, the client never sees the 507, and it retries what
+/// looks like a network error. A client that asked to continue has sent nothing:
+/// polling its body would invite it to, so it is left alone.
+pub(super) async fn drain_refused(err: S3Error, parts: &Parts, body: Incoming) -> S3Error {
+    let headers = &parts.headers;
+    let asked_to_continue = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if asked_to_continue || declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return err;
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard(body, DRAIN_LIMIT)).await;
+    err
+}
+
+/// Read and drop up to `limit` bytes; a client that goes quiet for [`DRAIN_IDLE`]
+/// is not waited for.
+async fn discard(mut body: Incoming, limit: u64) {
+    let mut seen = 0u64;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(DRAIN_IDLE, body.frame()).await {
+        seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len() as u64));
+        if seen > limit {
+            return;
+        }
+    }
+}
+
+/// The bucket and its effective limits, when `op` can change what a limited bucket
+/// stores; everything else costs this one lookup.
+fn quota_bucket(
+    state: &ProxyState,
+    op: S3Operation,
+    route: &Route,
+    verified: &VerifiedRequest,
+) -> Option<(BucketKey, Limits)> {
+    let bucket = route.bucket.as_deref().filter(|_| plan::accounted(op))?;
+    let key = BucketKey::new(verified.credential.backend.as_str(), bucket);
+    let (limits, _) = state.quota_limits.effective(&key)?;
+    Some((key, limits))
 }
 
 impl Ticket {

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::client_ip::{client_ip, forwarded_proto};
 use super::listener::ResponseBody;
-use super::quota_step::{admit as admit_quota, settle as settle_quota};
+use super::quota_step::{admit as admit_quota, drain_refused, settle as settle_quota};
 use super::response::{
     CountingBody, error_response, read_bounded, set_request_id, upstream_error_response,
     view_upstream_error,
@@ -180,7 +180,8 @@ async fn pipeline(
     //    is planned and reserved before any body byte is read. The listener answers
     //    `Expect: 100-continue` only when the body is first polled, so an over-quota
     //    upload gets its 507 instead of `100 Continue`.
-    let mut quota = admit_quota(
+    //    A refusal first swallows a small body the client may still be sending.
+    let mut quota = match admit_quota(
         state,
         ex.operation,
         &route,
@@ -188,7 +189,11 @@ async fn pipeline(
         &verified,
         copy_source.as_ref(),
     )
-    .await?;
+    .await
+    {
+        Ok(quota) => quota,
+        Err(e) => return Err(drain_refused(e, &parts, body).await),
+    };
 
     // Service level: ListBuckets is synthesised from the credential's scopes.
     if ex.operation == S3Operation::ListBuckets {

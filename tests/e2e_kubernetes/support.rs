@@ -92,7 +92,10 @@ impl Kube {
 
     pub async fn refused(&self, ak: &str, sk: &str) {
         let what = format!("{ak} is refused with 403");
-        eventually(&what, || async { self.access(ak, sk).await == Err(Some(403)) }).await;
+        eventually(&what, || async {
+            self.access(ak, sk).await == Err(Some(403))
+        })
+        .await;
     }
 
     /// Wait until the informer has applied a Secret carrying `ak`.
