@@ -195,7 +195,7 @@ impl SourceState {
         if let Some(old) = old
             && new.as_deref() != Some(old)
         {
-            let _ = old;
+            self.publish(old);
         }
         if let Some(new) = &new {
             self.publish(new);
