@@ -8,9 +8,10 @@
 //! closed: a raise takes effect once the older Secret is gone).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use dashmap::DashMap;
 
 /// A bucket on a backend: the unit quotas are set and counted on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,16 +85,62 @@ impl LimitSource {
 
 type Map = HashMap<BucketKey, Limits>;
 
-/// Kubernetes contributions: owner (Secret namespace/name) → its per-bucket limits.
-type Owners = BTreeMap<String, Vec<(BucketKey, Limits)>>;
+/// Kubernetes contributions, indexed both ways so one Secret's event touches only its
+/// own buckets: O(buckets of that Secret), whatever the number of Secrets.
+#[derive(Default)]
+struct Contributions {
+    /// Owner (Secret namespace/name) → the buckets it carries limits for.
+    by_owner: HashMap<String, Vec<BucketKey>>,
+    /// Bucket → each owner's limits for it.
+    by_bucket: HashMap<BucketKey, BTreeMap<String, Limits>>,
+}
+
+impl Contributions {
+    /// Replace one owner's contributions; returns every bucket whose merge may change.
+    fn set(&mut self, owner: &str, limits: Vec<(BucketKey, Limits)>) -> Vec<BucketKey> {
+        let mut touched = self.by_owner.remove(owner).unwrap_or_default();
+        for key in &touched {
+            if let Some(m) = self.by_bucket.get_mut(key) {
+                m.remove(owner);
+                if m.is_empty() {
+                    self.by_bucket.remove(key);
+                }
+            }
+        }
+        let limits: Vec<_> = limits.into_iter().filter(|(_, l)| !l.is_empty()).collect();
+        if !limits.is_empty() {
+            let keys = limits.iter().map(|(k, _)| k.clone()).collect();
+            for (key, l) in limits {
+                self.by_bucket
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(owner.to_owned())
+                    .and_modify(|x| *x = x.strictest(l))
+                    .or_insert(l);
+                touched.push(key);
+            }
+            self.by_owner.insert(owner.to_owned(), keys);
+        }
+        touched
+    }
+
+    /// The strictest of every owner's limits for one bucket.
+    fn merged(&self, key: &BucketKey) -> Option<Limits> {
+        self.by_bucket
+            .get(key)?
+            .values()
+            .copied()
+            .reduce(Limits::strictest)
+    }
+}
 
 /// The merged limit view. Reads (every write request) are one lock-free load and a hash
-/// probe; writes (admin changes, watch events) rebuild the merged Kubernetes map.
+/// probe; a watch event updates only the buckets its Secret touches.
 #[derive(Default)]
 pub struct LimitCache {
     sqlite: ArcSwap<Map>,
-    owners: RwLock<Owners>,
-    kubernetes: ArcSwap<Map>,
+    contributions: Mutex<Contributions>,
+    kubernetes: ArcSwap<DashMap<BucketKey, Limits>>,
     /// Bumped on every change, so watchers (scanner, metrics) can notice new buckets.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -128,7 +175,7 @@ impl LimitCache {
         let k8s = self.kubernetes.load();
         let mut out: Vec<_> = k8s
             .iter()
-            .map(|(k, l)| (k.clone(), *l, LimitSource::Kubernetes))
+            .map(|e| (e.key().clone(), *e.value(), LimitSource::Kubernetes))
             .collect();
         out.extend(
             self.sqlite
@@ -171,16 +218,24 @@ impl LimitCache {
         self.bump();
     }
 
+    fn contributions(&self) -> std::sync::MutexGuard<'_, Contributions> {
+        self.contributions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Replace what one Kubernetes Secret contributes (empty: it contributes nothing).
     pub fn set_kubernetes_owner(&self, owner: &str, limits: Vec<(BucketKey, Limits)>) {
-        let mut owners = self.owners.write().unwrap_or_else(|p| p.into_inner());
-        let limits: Vec<_> = limits.into_iter().filter(|(_, l)| !l.is_empty()).collect();
-        if limits.is_empty() {
-            owners.remove(owner);
-        } else {
-            owners.insert(owner.to_owned(), limits);
+        let mut c = self.contributions();
+        let touched = c.set(owner, limits);
+        let published = self.kubernetes.load();
+        for key in touched {
+            match c.merged(&key) {
+                Some(l) => published.insert(key, l),
+                None => published.remove(&key).map(|(_, l)| l),
+            };
         }
-        self.rebuild_kubernetes(&owners);
+        self.bump();
     }
 
     /// Forget one Kubernetes Secret's contributions.
@@ -188,35 +243,22 @@ impl LimitCache {
         self.set_kubernetes_owner(owner, Vec::new());
     }
 
-    /// Replace every Kubernetes contribution (a relist).
+    /// Replace every Kubernetes contribution (a relist), atomically for readers.
     pub fn replace_kubernetes(
         &self,
         all: impl IntoIterator<Item = (String, Vec<(BucketKey, Limits)>)>,
     ) {
-        let mut owners = self.owners.write().unwrap_or_else(|p| p.into_inner());
-        *owners = all
-            .into_iter()
-            .map(|(o, l)| {
-                (
-                    o,
-                    l.into_iter()
-                        .filter(|(_, l)| !l.is_empty())
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, l)| !l.is_empty())
-            .collect();
-        self.rebuild_kubernetes(&owners);
-    }
-
-    fn rebuild_kubernetes(&self, owners: &Owners) {
-        let mut merged = Map::new();
-        for (key, limits) in owners.values().flatten() {
-            merged
-                .entry(key.clone())
-                .and_modify(|l| *l = l.strictest(*limits))
-                .or_insert(*limits);
+        let mut c = self.contributions();
+        let mut next = Contributions::default();
+        for (owner, limits) in all {
+            next.set(&owner, limits);
         }
+        let merged: DashMap<BucketKey, Limits> = next
+            .by_bucket
+            .keys()
+            .filter_map(|k| next.merged(k).map(|l| (k.clone(), l)))
+            .collect();
+        *c = next;
         self.kubernetes.store(Arc::new(merged));
         self.bump();
     }

@@ -161,6 +161,20 @@ impl Scanner {
         }
     }
 
+    /// Have `key` scanned by a listing that starts from now on: a correction after a
+    /// settle must not join a scan already running, which would count the settled
+    /// delta on top of a listing that may already include it.
+    pub fn request_fresh(self: &Arc<Self>, key: &BucketKey) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let (this, key) = (Arc::clone(self), key.clone());
+        let now = OffsetDateTime::now_utc();
+        tokio::spawn(async move {
+            let _ = this.scan_since(&key, now).await;
+        });
+    }
+
     /// Whether scans of `backend` see in-progress multipart parts. Only then does
     /// the ledger hold every part of an upload (otherwise a scan forgets the parts
     /// counted so far), so only then may Complete and Abort subtract the parts.

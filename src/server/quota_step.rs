@@ -301,11 +301,11 @@ impl Ticket {
             let (bytes, objects) = self.plan.upper_bound();
             r.settle(bytes, objects, &self.limits);
         }
-        self.gate.scanner.request(&self.key);
+        self.gate.scanner.request_fresh(&self.key);
     }
 
     fn rescan(&self) {
-        self.gate.scanner.request(&self.key);
+        self.gate.scanner.request_fresh(&self.key);
     }
 
     fn adjust(&self, bytes: i64, objects: i64) {

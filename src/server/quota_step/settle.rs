@@ -93,13 +93,16 @@ impl Ticket {
         };
         let lists = self.gate.scanner.lists_uploads(&self.key.backend);
         let freed = if lists { parts.unwrap_or(0) } else { 0 };
-        if !lists || parts.is_none() {
-            self.rescan(); // the parts this could not subtract
-        }
         let bytes = signed(size)
             .saturating_sub(signed(freed))
             .saturating_sub(signed(old.unwrap_or(0)));
-        self.settle_write(resp, bytes, i64::from(old.is_none()))
+        let resp = self.settle_write(resp, bytes, i64::from(old.is_none()));
+        if !lists || parts.is_none() {
+            // For the parts this could not subtract. After the settle: a scan counts
+            // again what is settled while it runs, which would keep them counted.
+            self.rescan();
+        }
+        resp
     }
 
     async fn delete_many(

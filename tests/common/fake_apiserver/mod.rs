@@ -164,6 +164,9 @@ async fn accept_loop(listener: TcpListener, shared: Shared, kill: watch::Sender<
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
+        // A real apiserver (Go's net/http) sets TCP_NODELAY; without it small watch
+        // events wait on Nagle and delayed ACKs (~40 ms).
+        let _ = stream.set_nodelay(true);
         if lock(&shared).down {
             drop(stream);
             continue;
