@@ -6,8 +6,8 @@ pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod persist;
-pub mod store;
 pub mod scan_runner;
 pub mod scanner;
+pub mod store;
 
 pub use limits::{BucketKey, LimitCache, Limits};
