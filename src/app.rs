@@ -240,7 +240,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     });
 
     let kubernetes_tasks = match kubernetes {
-        Some((client, informer_metrics)) => {
+        Some((client, apiserver, informer_metrics)) => {
             let sinks = Sinks {
                 credentials: Arc::clone(&cache),
                 limits: Arc::clone(&quota_limits),
@@ -249,6 +249,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
             spawn_kubernetes(
                 config,
                 client,
+                &apiserver,
                 sinks,
                 informer_metrics,
                 &readiness,
@@ -328,42 +329,52 @@ fn load_quota_state(
     Ok(())
 }
 
-/// The Kubernetes client and the informer's metrics, when the source is enabled.
+/// The Kubernetes client, the apiserver it talks to, and the informer's metrics, when
+/// the source is enabled.
 async fn kubernetes_client(
     config: &Config,
     metrics: &Metrics,
-) -> anyhow::Result<Option<(kube::Client, InformerMetrics)>> {
+) -> anyhow::Result<Option<(kube::Client, String, InformerMetrics)>> {
     let k = &config.s3_proxy.kubernetes;
     if !k.enabled {
         return Ok(None);
     }
-    let client = crate::kubernetes::client(k)
-        .await
-        .context("s3_proxy.kubernetes: cannot configure the Kubernetes client")?;
+    let context = "s3_proxy.kubernetes: cannot configure the Kubernetes client";
+    let client_config = crate::kubernetes::client_config(k).await.context(context)?;
+    let apiserver = client_config.cluster_url.to_string();
+    let client = kube::Client::try_from(client_config).context(context)?;
     let m = InformerMetrics::register(&metrics.registry)
         .context("metrics: cannot register the Kubernetes informer metrics")?;
-    Ok(Some((client, m)))
+    Ok(Some((client, apiserver, m)))
 }
 
 /// Start the informer, and a gate that turns the proxy ready after its first full
-/// list or `ready_timeout`, whichever comes first.
+/// list or `ready_timeout`, whichever comes first. Both log inside a span naming the
+/// apiserver, so an operator (or a test) can tell which cluster a line is about.
 fn spawn_kubernetes(
     config: &Config,
     client: kube::Client,
+    apiserver: &str,
     sinks: Sinks,
     metrics: InformerMetrics,
     readiness: &Arc<Readiness>,
     shutdown: &watch::Sender<bool>,
 ) -> Vec<JoinHandle<()>> {
+    use tracing::Instrument as _;
     let k = &config.s3_proxy.kubernetes;
-    let informer =
-        crate::kubernetes::spawn(client, &k.namespace, sinks, metrics, shutdown.subscribe());
-    let gate = tokio::spawn(crate::kubernetes::ready_gate(
-        informer.synced,
-        k.ready_timeout,
-        Arc::clone(readiness),
-        shutdown.subscribe(),
-    ));
+    let span = tracing::info_span!("kubernetes", apiserver);
+    let informer = span.in_scope(|| {
+        crate::kubernetes::spawn(client, &k.namespace, sinks, metrics, shutdown.subscribe())
+    });
+    let gate = tokio::spawn(
+        crate::kubernetes::ready_gate(
+            informer.synced,
+            k.ready_timeout,
+            Arc::clone(readiness),
+            shutdown.subscribe(),
+        )
+        .instrument(span),
+    );
     vec![informer.task, gate]
 }
 

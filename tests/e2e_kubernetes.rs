@@ -50,7 +50,20 @@ async fn an_added_secret_works_through_the_proxy_and_shows_in_the_metrics() {
         text.contains("stowage_kubernetes_watch_errors_total"),
         "{text}"
     );
-    assert!(logs().contains("informer started"));
+    assert_eq!(k.informer_lines("informer started").len(), 1);
+
+    // A BOOKMARK only moves the informer's resourceVersion on: no relist, and the next
+    // Secret arrives over the same watch.
+    let lists = k.fake.list_count();
+    k.fake.bookmark();
+    let (ak2, sk2) = keypair();
+    k.fake.upsert(vc("vc-after-bookmark", &ak2, &sk2, &[]));
+    k.works(&ak2, &sk2).await;
+    assert_eq!(
+        k.fake.list_count(),
+        lists,
+        "a bookmark never forces a relist"
+    );
     k.shutdown().await;
 }
 
@@ -117,7 +130,15 @@ async fn kubernetes_wins_a_collision_with_sqlite_and_sqlite_shows_through_after_
         Err(Some(403)),
         "the SQLite secret is shadowed"
     );
-    assert!(logs().contains("the Kubernetes entry shadows the SQLite one"));
+    // Several lookups of the shadowed key, one log line (the key is this test's own).
+    for _ in 0..3 {
+        assert!(k.access(&ak, &kube_sk).await.is_ok());
+    }
+    let shadow_lines = logs()
+        .lines()
+        .filter(|l| l.contains("the Kubernetes entry shadows the SQLite one") && l.contains(&ak))
+        .count();
+    assert_eq!(shadow_lines, 1, "the shadowing is logged once per key");
     assert!(k.fake.delete("vc-collide"));
     k.works(&ak, &sql_sk).await;
     assert_eq!(k.access(&ak, &kube_sk).await, Err(Some(403)));
@@ -149,7 +170,10 @@ async fn a_secret_deleted_while_disconnected_is_gone_after_the_relist() {
     assert!(k.metric(RELISTS, &[]) > relists, "removed by a relist");
     assert!(k.access(&kept_ak, &kept_sk).await.is_ok());
     assert!(k.metric(ERRORS, &[]) >= 1.0);
-    assert!(logs().contains("informer disconnected, reconnecting"));
+    assert!(
+        !k.informer_lines("informer disconnected, reconnecting")
+            .is_empty()
+    );
     k.shutdown().await;
 }
 
@@ -254,7 +278,7 @@ async fn readiness_waits_for_the_first_list_while_sqlite_credentials_are_served(
     k.fake.set_down(false);
     k.wait_ready().await;
     k.works(&ak, &sk).await;
-    assert!(logs().contains("informer reconnected"));
+    assert!(!k.informer_lines("informer reconnected").is_empty());
     k.shutdown().await;
 }
 
@@ -279,7 +303,10 @@ async fn an_unreachable_apiserver_turns_ready_after_the_timeout_and_keeps_retryi
         ),
         0.0
     );
-    assert!(logs().contains("ready with SQLite credentials only"));
+    assert_eq!(
+        k.informer_lines("ready with SQLite credentials only").len(),
+        1
+    );
     // The apiserver comes back: the informer catches up without a restart.
     let (ak, sk) = keypair();
     k.fake.upsert(vc("vc-back", &ak, &sk, &[]));
@@ -378,5 +405,57 @@ async fn an_anonymous_binding_secret_reaches_the_binding_cache() {
     .await;
     assert!(k.fake.delete("anon-team-public"));
     eventually("the binding is gone", || async { bindings.is_empty() }).await;
+    k.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_quota_refuses_writes_through_the_proxy_and_a_raise_applies_live() {
+    let k = start().await;
+    let key = BucketKey::new(BACKEND, BUCKET);
+    let hard = |n: u64| Limits {
+        hard_bytes: Some(n),
+        ..Limits::default()
+    };
+    // SQLite alone would admit the write; the Secret's tighter cap shadows it.
+    k.h.store()
+        .set_limits(&key, hard(1 << 20))
+        .expect("SQLite limit");
+    let (ak, sk) = keypair();
+    k.fake
+        .upsert(vc("vc-capped", &ak, &sk, &[("quota_hard_bytes", "100")]));
+    limit_becomes(&k, &key, (hard(100), LimitSource::Kubernetes)).await;
+    k.works(&ak, &sk).await;
+    let put = |len: usize| {
+        let client = k.h.client(&ak, &sk);
+        async move {
+            client
+                .put_object()
+                .bucket(BUCKET)
+                .key("capped-by-kubernetes")
+                .body(vec![7u8; len].into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| common::clients::status_and_code(&e))
+        }
+    };
+    assert_eq!(
+        put(500).await,
+        Err((Some(507), Some("QuotaExceeded".to_owned()))),
+        "over the Kubernetes cap"
+    );
+    assert!(
+        !k.h.exists_upstream(BUCKET, "capped-by-kubernetes").await,
+        "a refused write leaves no object"
+    );
+    // The operator raises the cap in the Secret: effective without a rotation.
+    k.fake
+        .upsert(vc("vc-capped", &ak, &sk, &[("quota_hard_bytes", "1000")]));
+    limit_becomes(&k, &key, (hard(1000), LimitSource::Kubernetes)).await;
+    put(500).await.expect("under the raised cap");
+    assert_eq!(
+        k.h.read_upstream(BUCKET, "capped-by-kubernetes").await,
+        vec![7u8; 500]
+    );
     k.shutdown().await;
 }

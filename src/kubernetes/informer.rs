@@ -17,6 +17,7 @@ use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::LABEL_SELECTOR;
 use super::metrics::InformerMetrics;
@@ -98,11 +99,16 @@ pub fn spawn(
         list_started: None,
     };
     let namespace = namespace.to_owned();
-    let task = tokio::spawn(async move {
-        tracing::info!(%namespace, selector = LABEL_SELECTOR, "informer started");
-        informer.run(stream, shutdown).await;
-        tracing::info!(%namespace, "informer stopped");
-    });
+    // The caller's span (the apiserver's address, see `app.rs`) tags every line the
+    // informer logs.
+    let task = tokio::spawn(
+        async move {
+            tracing::info!(%namespace, selector = LABEL_SELECTOR, "informer started");
+            informer.run(stream, shutdown).await;
+            tracing::info!(%namespace, "informer stopped");
+        }
+        .instrument(tracing::Span::current()),
+    );
     InformerHandle { synced, task }
 }
 

@@ -40,8 +40,17 @@ impl GarageNode {
     /// and wait until its S3 API serves the default bucket. `None` if not installed.
     /// The ports are probed free first; if another process takes one in between and
     /// Garage exits, it is started again on new ports (at most three attempts).
+    ///
+    /// With `STOWAGE_REQUIRE_GARAGE=1` (set by `.ci/run`) a missing binary is a failure,
+    /// not a skip: CI must never pass with the production-upstream tier unrun.
     pub async fn start(dir: &Path) -> Option<Self> {
-        let bin = Self::binary()?;
+        let Some(bin) = Self::binary() else {
+            assert!(
+                std::env::var_os("STOWAGE_REQUIRE_GARAGE").is_none(),
+                "STOWAGE_REQUIRE_GARAGE is set but no garage binary was found"
+            );
+            return None;
+        };
         let mut last_log = String::new();
         for attempt in 0..3 {
             let mut node = Self::spawn(&bin, &dir.join(format!("attempt-{attempt}")));

@@ -107,6 +107,18 @@ impl Kube {
         .await;
     }
 
+    /// The log lines of this test's informer that contain `text`: every informer line
+    /// carries its apiserver's address (a span field), and each test has its own fake,
+    /// so lines from tests running in parallel never count.
+    pub fn informer_lines(&self, text: &str) -> Vec<String> {
+        let url = self.fake.url();
+        logs()
+            .lines()
+            .filter(|l| l.contains(&url) && l.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.h.metric(name, labels)
     }

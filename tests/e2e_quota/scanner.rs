@@ -154,3 +154,57 @@ async fn a_write_to_a_never_measured_bucket_waits_for_its_scan_and_never_fails_o
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recount_cli_is_answered_by_the_running_proxy_with_a_fresh_scan() {
+    let h = harness().await;
+    set_limits(&h, &h.bucket, hard(1024 * KIB));
+    wait_known(&h, &h.bucket).await;
+    // Out of band: only a scan can see it, and the periodic one is minutes away.
+    h.put_upstream(&h.bucket, "drift", &pattern(9 * 1024, 3))
+        .await;
+    let dir = h.temp_dir().to_path_buf();
+    let config = dir.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath = \"{}\"\nsecret_key_file = \"{}\"\n\n[[backends]]\nid = \"{}\"\n\
+             endpoint = \"{}\"\naccess_key_id = \"cli\"\nsecret_access_key_env = \"CLI_BACKEND_SECRET\"\n",
+            dir.join("stowage.db").display(),
+            dir.join("cli-unused.key").display(),
+            crate::common::BACKEND,
+            h.upstream_endpoint,
+        ),
+    )
+    .expect("write the CLI config");
+    let (root, bucket) = (h.root_key_hex(), h.bucket.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+            .args(["quota", "recount", &bucket, "--timeout", "20s", "--config"])
+            .arg(&config)
+            .env("STOWAGE_SECRET_KEY", root)
+            .env("CLI_BACKEND_SECRET", "unused")
+            .env_remove("STOWAGE_CONFIG")
+            .output()
+            .expect("run stowage quota recount")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "recount failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&h.bucket) && l.contains("9 KiB"))
+        .unwrap_or_else(|| panic!("the CLI prints the recounted usage:\n{stdout}"));
+    assert!(line.contains(" 1 "), "one object: {line}");
+    assert_eq!(
+        used(&h, &h.bucket),
+        usage(9 * KIB, 1),
+        "the proxy's ledger too"
+    );
+    h.shutdown().await;
+}
