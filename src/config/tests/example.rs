@@ -111,3 +111,29 @@ fn schema_includes_unset_optional_keys() {
         );
     }
 }
+
+/// The `stowage.toml` embedded in `deploy/configmap.yaml`, as the pod reads it.
+const DEPLOY_CONFIGMAP: &str = include_str!("../../../deploy/configmap.yaml");
+
+#[test]
+fn the_deploy_configmap_holds_a_servable_config_with_the_informer_on() {
+    let marker = "stowage.toml: |\n";
+    let start = DEPLOY_CONFIGMAP.find(marker).expect("a stowage.toml key") + marker.len();
+    let toml: String = DEPLOY_CONFIGMAP[start..]
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let env = env_of(&[
+        ("STOWAGE_BACKEND_ACCESS_KEY_ID", "admin"),
+        ("STOWAGE_BACKEND_SECRET_ACCESS_KEY", "secret"),
+    ]);
+    let parsed = from_toml_str(&toml, &env).expect("the ConfigMap's stowage.toml is valid");
+    assert!(parsed.s3_proxy.kubernetes.enabled);
+    assert_eq!(parsed.s3_proxy.kubernetes.namespace, "stowage-system");
+    assert_eq!(parsed.s3_proxy.listen.port(), 8090);
+    assert_eq!(parsed.admin.listen.port(), 8080);
+    parsed
+        .validate_for_serve()
+        .expect("the deployed config is servable");
+}
