@@ -280,7 +280,9 @@ async fn soft_cap_warns_with_a_header_a_metric_and_one_log_per_crossing() {
         ..Limits::default()
     })
     .await;
+    common::logs::capture();
     let s = signer(&h, vec![scope(&h.bucket, Access::ReadWrite)]);
+    let logged = || common::logs::lines_with(&["crossed its soft quota", &s.access_key]).len();
     let b = h.bucket.clone();
     let upload = |key: &'static str, n: u64| {
         let (h, s, b) = (&h, &s, b.clone());
@@ -312,6 +314,7 @@ async fn soft_cap_warns_with_a_header_a_metric_and_one_log_per_crossing() {
     assert_eq!(crossings(), 1.0);
     assert_eq!(upload("c", KIB).await, warned, "still over");
     assert_eq!(crossings(), 1.0, "counted once per crossing");
+    assert_eq!(logged(), 1, "logged once per crossing");
     let (ak, sk) = h.bucket_credential(Access::ReadWrite);
     h.client(&ak, &sk)
         .delete_object()
@@ -322,6 +325,7 @@ async fn soft_cap_warns_with_a_header_a_metric_and_one_log_per_crossing() {
         .expect_ok("back under the soft cap");
     assert_eq!(upload("d", 6 * KIB).await, warned, "crossing again");
     assert_eq!(crossings(), 2.0);
+    assert_eq!(logged(), 2, "a second crossing, a second line");
     h.shutdown().await;
 }
 

@@ -160,6 +160,8 @@ pub(super) struct Ticket {
     claims: Vec<Claim>,
     body_len: u64,
     stage: Stage,
+    /// Who wrote: named in the soft-cap log line.
+    access_key_id: String,
 }
 
 /// Step 6: plan and reserve what the request may add. `None`: nothing to account.
@@ -207,6 +209,7 @@ pub(super) async fn admit(
         claims: planned.claims,
         body_len: planned.body_len,
         stage: Stage::Admitted,
+        access_key_id: verified.credential.access_key_id.clone(),
     }))
 }
 
@@ -342,7 +345,7 @@ impl Ticket {
         );
         if settled.crossed_soft {
             self.gate.metrics.quota.soft_crossed(&self.key);
-            tracing::info!(backend = %self.key.backend, bucket = %self.key.bucket, "bucket usage crossed its soft quota");
+            tracing::info!(backend = %self.key.backend, bucket = %self.key.bucket, access_key_id = %self.access_key_id, "bucket usage crossed its soft quota");
         }
     }
 }

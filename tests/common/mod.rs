@@ -11,6 +11,7 @@ pub mod clients;
 pub mod edge;
 pub mod fake_apiserver;
 pub mod garage;
+pub mod logs;
 pub mod quota;
 pub mod raw;
 pub mod signer;

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -14,8 +12,6 @@ use stowage::credentials::cache::SourceKind;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::common::fake_apiserver::{FakeApiServer, secret};
 use crate::common::{BACKEND, BUCKET, Harness, UpstreamKind, clients};
@@ -45,7 +41,7 @@ pub async fn start_prepared(
     prepare: impl FnOnce(&FakeApiServer),
     adjust: impl FnOnce(&mut Config),
 ) -> Kube {
-    capture_logs();
+    crate::common::logs::capture();
     let fake = FakeApiServer::start(NS).await;
     prepare(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -183,46 +179,4 @@ pub fn expiring(mut s: Secret, at: OffsetDateTime) -> Secret {
     s
 }
 
-/// Every log line of this test binary (one process-wide subscriber, at TRACE for the
-/// proxy and the kube client).
-#[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-static CAPTURE: OnceLock<Capture> = OnceLock::new();
-
-fn capture_logs() {
-    CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let filter = tracing_subscriber::EnvFilter::new(
-            "info,stowage=trace,kube_client=trace,kube_runtime=trace",
-        );
-        let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(move || writer.clone()),
-            )
-            .try_init();
-        capture
-    });
-}
-
-/// Everything logged so far by any test of this binary.
-pub fn logs() -> String {
-    CAPTURE
-        .get()
-        .map(|c| String::from_utf8_lossy(&c.0.lock().expect("capture lock")).into_owned())
-        .unwrap_or_default()
-}
+pub use crate::common::logs::logs;
