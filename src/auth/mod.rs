@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod keycache;
 pub mod parse;
+pub mod post_policy;
 pub mod sigv4;
 pub mod verify;
 
@@ -47,6 +48,8 @@ impl Default for AuthOptions {
 pub enum AuthLocation {
     Header,
     Query,
+    /// A browser form's POST policy (`POST /bucket`, `multipart/form-data`).
+    Form,
 }
 
 impl AuthLocation {
@@ -55,6 +58,7 @@ impl AuthLocation {
         match self {
             Self::Header => "header",
             Self::Query => "query",
+            Self::Form => "form",
         }
     }
 }

@@ -179,10 +179,7 @@ fn check_scope(
     }
     if scope.service != SERVICE {
         let msg = "Credential should be scoped to correct service: 's3'";
-        return Err(match location {
-            AuthLocation::Header => AuthError::MalformedHeader(msg),
-            AuthLocation::Query => AuthError::MalformedQuery(msg),
-        });
+        return Err(AuthError::malformed(location, msg));
     }
     Ok(())
 }
@@ -237,7 +234,7 @@ fn finish(
     ))
 }
 
-fn resolve(
+pub(super) fn resolve(
     creds: &dyn CredentialLookup,
     access_key_id: &str,
     now: OffsetDateTime,

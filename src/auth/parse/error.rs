@@ -75,10 +75,11 @@ impl AuthError {
         }
     }
 
-    pub(super) fn malformed(location: AuthLocation, msg: &'static str) -> Self {
+    pub(crate) fn malformed(location: AuthLocation, msg: &'static str) -> Self {
         match location {
             AuthLocation::Header => Self::MalformedHeader(msg),
             AuthLocation::Query => Self::MalformedQuery(msg),
+            AuthLocation::Form => Self::InvalidArgument(msg),
         }
     }
 }
@@ -103,6 +104,9 @@ impl From<AuthError> for S3Error {
             AuthError::ScopeDate(AuthLocation::Header) => {
                 Self::AuthorizationHeaderMalformed(Cow::Borrowed(SCOPE_DATE))
             }
+            AuthError::ScopeDate(AuthLocation::Form) => Self::InvalidArgument(Cow::Borrowed(
+                "Invalid credential date. Date is not the same as x-amz-date.",
+            )),
             AuthError::ScopeDate(AuthLocation::Query) => {
                 Self::AuthorizationQueryParametersError(Cow::Borrowed(SCOPE_DATE))
             }
