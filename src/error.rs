@@ -41,6 +41,11 @@ pub enum S3Error {
     MissingContentLength,
     #[error("entity too large")]
     EntityTooLarge(Cow<'static, str>),
+    #[error("entity too small")]
+    EntityTooSmall,
+    /// A browser form upload whose body is not well-formed `multipart/form-data`.
+    #[error("malformed POST request")]
+    MalformedPostRequest(Cow<'static, str>),
     #[error("not implemented")]
     NotImplemented(Cow<'static, str>),
     #[error("method not allowed")]
@@ -86,6 +91,8 @@ impl S3Error {
             Self::InvalidBucketName => "InvalidBucketName",
             Self::MissingContentLength => "MissingContentLength",
             Self::EntityTooLarge(_) => "EntityTooLarge",
+            Self::EntityTooSmall => "EntityTooSmall",
+            Self::MalformedPostRequest(_) => "MalformedPOSTRequest",
             Self::NotImplemented(_) => "NotImplemented",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
@@ -116,6 +123,8 @@ impl S3Error {
             | Self::InvalidArgument(_)
             | Self::InvalidBucketName
             | Self::EntityTooLarge(_)
+            | Self::EntityTooSmall
+            | Self::MalformedPostRequest(_)
             | Self::RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -140,7 +149,11 @@ impl S3Error {
             | Self::InvalidRequest(m)
             | Self::InvalidArgument(m)
             | Self::EntityTooLarge(m)
+            | Self::MalformedPostRequest(m)
             | Self::NotImplemented(m) => return m.clone(),
+            Self::EntityTooSmall => {
+                "Your proposed upload is smaller than the minimum allowed object size."
+            }
             Self::MissingAuthenticationToken => "Request is missing authentication",
             Self::InvalidAccessKeyId => {
                 "The AWS Access Key Id you provided does not exist in our records."

@@ -136,6 +136,16 @@ impl BodyHandle {
     pub fn failure_reason(&self) -> Option<&'static str> {
         self.failure.get().map(|(_, r)| *r)
     }
+
+    /// For other verifying bodies (browser forms): `n` more bytes released.
+    pub(crate) fn record_released(&self, n: u64) {
+        self.released.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// For other verifying bodies: the first failure wins.
+    pub(crate) fn record_failure(&self, e: S3Error, reason: &'static str) {
+        let _ = self.failure.set((e, reason));
+    }
 }
 
 /// A request body that only releases bytes its payload mode allows.

@@ -25,8 +25,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::keycache::SigningKeyCache;
 use super::parse::{AuthError, parse_amz_date, parse_credential_scope};
-use super::{AuthLocation, AuthOptions, PayloadMode, VerifiedRequest, sigv4};
 use super::verify::resolve;
+use super::{AuthLocation, AuthOptions, PayloadMode, VerifiedRequest, sigv4};
 use crate::credentials::CredentialLookup;
 use crate::secret::ct_eq_str;
 
@@ -47,7 +47,9 @@ impl FormFields {
     pub fn push(&mut self, name: &str, value: String) -> Result<(), PolicyError> {
         let name = name.to_ascii_lowercase();
         if self.get(&name).is_some() {
-            return Err(PolicyError::Malformed("a form field appears more than once"));
+            return Err(PolicyError::Malformed(
+                "a form field appears more than once",
+            ));
         }
         self.0.push((name, value));
         Ok(())
@@ -130,12 +132,16 @@ impl Policy {
             .ok_or(PolicyError::InvalidPolicy(
                 "the policy needs an ISO 8601 expiration",
             ))?;
-        let list = doc
-            .get("conditions")
-            .and_then(Value::as_array)
-            .ok_or(PolicyError::InvalidPolicy("the policy needs a conditions list"))?;
+        let list =
+            doc.get("conditions")
+                .and_then(Value::as_array)
+                .ok_or(PolicyError::InvalidPolicy(
+                    "the policy needs a conditions list",
+                ))?;
         if list.len() > MAX_CONDITIONS {
-            return Err(PolicyError::InvalidPolicy("the policy has too many conditions"));
+            return Err(PolicyError::InvalidPolicy(
+                "the policy has too many conditions",
+            ));
         }
         let conditions = list.iter().map(condition).collect::<Result<_, _>>()?;
         Ok(Self {

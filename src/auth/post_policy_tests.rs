@@ -62,7 +62,8 @@ fn form(policy: &str, secret: &str) -> FormFields {
     let p = b64(policy);
     let mut f = FormFields::default();
     f.push("key", "user/${filename}".into()).unwrap();
-    f.push("X-Amz-Algorithm", "AWS4-HMAC-SHA256".into()).unwrap();
+    f.push("X-Amz-Algorithm", "AWS4-HMAC-SHA256".into())
+        .unwrap();
     f.push("X-Amz-Credential", CRED.into()).unwrap();
     f.push("X-Amz-Date", DATE.into()).unwrap();
     f.push("X-Amz-Signature", sign(&p, secret)).unwrap();
@@ -255,7 +256,9 @@ fn repeated_fields_and_bad_policies_are_refused() {
         &b64("[]"),
         &b64(r#"{"conditions":[]}"#),
         &b64(r#"{"expiration":"2026-12-01T13:00:00Z","conditions":[["nope","$key","x"]]}"#),
-        &b64(r#"{"expiration":"2026-12-01T13:00:00Z","conditions":[["content-length-range",9,1]]}"#),
+        &b64(
+            r#"{"expiration":"2026-12-01T13:00:00Z","conditions":[["content-length-range",9,1]]}"#,
+        ),
         &b64(r#"{"expiration":"2026-12-01T13:00:00Z","conditions":[{"a":"1","b":"2"}]}"#),
         &b64(r#"{"expiration":"2026-12-01T13:00:00Z","conditions":[["eq","$bad name","x"]]}"#),
     ] {

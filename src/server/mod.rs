@@ -2,6 +2,7 @@
 //! response edge (error rendering, upstream-error sanitising, byte counting).
 
 pub mod client_ip;
+pub mod form;
 pub mod listener;
 pub mod quota_step;
 pub mod response;
