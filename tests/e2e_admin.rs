@@ -408,7 +408,7 @@ async fn listings_page_through_both_sources_in_access_key_order_and_filter() {
     assert_eq!(seen, all, "every row once, sorted by access key");
     assert_eq!(
         keys(&a.get("/api/v1/credentials?source=kubernetes").await.json),
-        [kak.clone()]
+        std::slice::from_ref(&kak)
     );
     assert_eq!(
         keys(&a.get("/api/v1/credentials?source=sqlite").await.json).len(),

@@ -53,7 +53,7 @@ impl SqliteStore {
         let scopes = patch
             .scopes
             .as_ref()
-            .map(|s| serde_json::to_string(s))
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Invalid(format!("scopes: {e}")))?;
         let n = self.writer().execute(
