@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::{AdminState, Readiness};
+use crate::admin::{AdminParts, AdminState, Readiness};
 use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::config::Config;
 use crate::credentials::CredentialCache;
@@ -49,6 +49,8 @@ pub struct Running {
     pub ledger: Arc<dyn UsageLedger>,
     /// Anonymous bindings (from Kubernetes Secrets).
     pub bindings: Arc<BindingCache>,
+    /// The admin listener's state (install the audit query here).
+    pub admin: Arc<AdminState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The Kubernetes informer and its readiness gate, when enabled.
@@ -197,11 +199,19 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         drain,
         move || shed_counter.inc(),
     ));
-    let admin_state = Arc::new(AdminState {
+    let admin_state = Arc::new(AdminState::new(AdminParts {
         metrics: Arc::clone(&metrics),
         cache: Arc::clone(&cache),
         readiness: Arc::clone(&readiness),
-    });
+        store: Arc::clone(&store),
+        quota_limits: Arc::clone(&quota_limits),
+        ledger: Arc::clone(&ledger),
+        backends: config.backends.iter().map(|b| b.id.clone()).collect(),
+        token: config.admin.token.clone(),
+        protect_metrics: config.admin.protect_metrics,
+        protect_probes: config.admin.protect_probes,
+    }));
+    let admin = Arc::clone(&admin_state);
     let admin_task = tokio::spawn(serve(
         admin_listener,
         ListenerLimits {
@@ -272,6 +282,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         quota_limits,
         ledger,
         bindings,
+        admin,
         kubernetes_tasks,
         shutdown,
         tasks: vec![

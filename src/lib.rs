@@ -4,7 +4,7 @@
 //! tenant SDK ──SigV4 (virtual credential)──▶ stowage :8090 ──SigV4 (backend admin key)──▶ upstream S3
 //!                                               │
 //!            credentials: SQLite ∪ Kubernetes (Kubernetes wins on access-key collision)
-//!            admin :8080: /metrics, /healthz, /readyz
+//!            admin :8080: /admin/s3-proxy, /api/v1, /metrics, /healthz, /readyz
 //! ```
 //!
 //! The request pipeline lives in one place, [`server::stack`]: route → authenticate →

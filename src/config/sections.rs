@@ -26,6 +26,12 @@ pub struct AdminConfig {
     /// permission on it. A relative path resolves against the config file's directory.
     /// Default unset.
     pub token_file: Option<PathBuf>,
+    /// Whether `/metrics` also requires the admin token. Needs `token_env` or
+    /// `token_file`. Default `false`.
+    pub protect_metrics: bool,
+    /// Whether `/healthz` and `/readyz` also require the admin token (probes must then
+    /// send `Authorization: Bearer …`). Needs `token_env` or `token_file`. Default `false`.
+    pub protect_probes: bool,
     /// The token read from `token_env` or `token_file` while loading; never in the file.
     #[serde(skip)]
     pub token: Option<SecretKey>,
@@ -37,6 +43,8 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             token_env: None,
             token_file: None,
+            protect_metrics: false,
+            protect_probes: false,
             token: None,
         }
     }

@@ -122,6 +122,18 @@ impl Config {
                 "set only one of token_env, token_file",
             ));
         }
+        let no_token = self.admin.token_env.is_none() && self.admin.token_file.is_none();
+        for (path, on) in [
+            ("admin.protect_metrics", self.admin.protect_metrics),
+            ("admin.protect_probes", self.admin.protect_probes),
+        ] {
+            if on && no_token && self.admin.token.is_none() {
+                return Err(ConfigError::invalid(
+                    path,
+                    "requires admin.token_env or admin.token_file (nothing could ever pass)",
+                ));
+            }
+        }
         duration(
             "server.shutdown_timeout",
             self.server.shutdown_timeout,

@@ -6,6 +6,7 @@ pub mod model;
 pub mod seal;
 pub mod sqlite;
 pub mod sqlite_feed;
+pub mod sqlite_patch;
 pub mod sqlite_row;
 pub mod sqlite_schema;
 pub mod sqlite_types;

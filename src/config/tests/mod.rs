@@ -1,5 +1,6 @@
 //! Unit tests of the configuration layer, by theme.
 
+mod admin;
 mod backends;
 mod env;
 mod example;
