@@ -43,6 +43,9 @@ pub enum S3Error {
     EntityTooLarge(Cow<'static, str>),
     #[error("entity too small")]
     EntityTooSmall,
+    /// The client did not send the request (a form's fields) in time.
+    #[error("request timeout")]
+    RequestTimeout,
     /// A browser form upload whose body is not well-formed `multipart/form-data`.
     #[error("malformed POST request")]
     MalformedPostRequest(Cow<'static, str>),
@@ -92,6 +95,7 @@ impl S3Error {
             Self::MissingContentLength => "MissingContentLength",
             Self::EntityTooLarge(_) => "EntityTooLarge",
             Self::EntityTooSmall => "EntityTooSmall",
+            Self::RequestTimeout => "RequestTimeout",
             Self::MalformedPostRequest(_) => "MalformedPOSTRequest",
             Self::NotImplemented(_) => "NotImplemented",
             Self::MethodNotAllowed => "MethodNotAllowed",
@@ -124,6 +128,7 @@ impl S3Error {
             | Self::InvalidBucketName
             | Self::EntityTooLarge(_)
             | Self::EntityTooSmall
+            | Self::RequestTimeout
             | Self::MalformedPostRequest(_)
             | Self::RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -151,6 +156,9 @@ impl S3Error {
             | Self::EntityTooLarge(m)
             | Self::MalformedPostRequest(m)
             | Self::NotImplemented(m) => return m.clone(),
+            Self::RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period."
+            }
             Self::EntityTooSmall => {
                 "Your proposed upload is smaller than the minimum allowed object size."
             }

@@ -420,29 +420,16 @@ mod restart;
 mod scanner;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_object_form_is_charged_its_whole_length_and_refused_over_the_cap() {
+async fn a_browser_form_upload_is_admitted_by_its_file_size_and_refused_over_the_cap() {
     let h = limited(hard(64 * KIB)).await;
     let s = signer(&h, vec![scope(&h.bucket, Access::ReadWrite)]);
-    let boundary = "stowage-form-boundary";
-    let file = pattern(100 * KIB as usize, 5);
-    let mut form = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nform-upload\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    form.extend_from_slice(&file);
-    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut req = Req::new("POST", &format!("/{}", h.bucket), &host(&h))
-        .header(
-            "content-type",
-            &format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(form);
-    s.sign_header(&mut req, UNSIGNED, &[]);
-    let resp = raw::send(h.s3_addr, &req).await;
-    assert_refused(&resp, 507, "QuotaExceeded", "a POST form over the cap");
-    assert_absent(&h, &h.bucket, "form-upload", "refused form").await;
+    let send = |key: &str, n: usize| {
+        let req = common::forms::Form::new(&h.bucket, key, &pattern(n, 5)).build(&s, &host(&h));
+        async move { raw::send(h.s3_addr, &req).await }
+    };
+    let r = send("over", 100 * KIB as usize).await;
+    assert_refused(&r, 507, "QuotaExceeded", "a form over the cap");
+    assert_absent(&h, &h.bucket, "over", "refused form").await;
     assert_eq!(
         used(&h, &h.bucket),
         usage(0, 0),
@@ -453,5 +440,10 @@ async fn a_post_object_form_is_charged_its_whole_length_and_refused_over_the_cap
         usage(0, 0),
         "nothing left reserved"
     );
+    // Within the cap: charged the file's size, not the form's.
+    let r = send("fits", 40 * KIB as usize).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(used(&h, &h.bucket), usage(40 * KIB, 1));
+    assert_eq!(listed(&h, &h.bucket).await, usage(40 * KIB, 1));
     h.shutdown().await;
 }

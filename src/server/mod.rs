@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod form;
 pub mod listener;
+mod post_object;
 pub mod quota_step;
 pub mod response;
 mod special;

@@ -39,7 +39,8 @@
 //!   not listed as failed); an answer that cannot be read subtracts nothing.
 //! - **CopyObject answered 200 with an error document** (S3 does this for long
 //!   copies) still counts the copy until the next scan.
-//! - **POST object** charges the whole form's length (the file is smaller).
+//! - **POST object** is planned as the PutObject it becomes, by its file's exact size
+//!   (`server::post_object`).
 
 mod claims;
 mod delete_many;

@@ -119,6 +119,14 @@ async fn pipeline(
     let route = route(host, parts.uri.path(), &state.host_suffixes)?;
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
 
+    //    A browser form upload authenticates with its POST policy, inside the body:
+    //    the same steps in the same order, in `post_object`.
+    if ex.operation == S3Operation::PostObject
+        && let Some(bucket) = route.bucket.as_deref()
+    {
+        return super::post_object::forward_form(state, ex, &parts, body, bucket).await;
+    }
+
     // 3. Authenticate exactly once; everything after takes the VerifiedRequest.
     //    A request naming no known key is charged to its source address first and
     //    refused before any signature work when that address is over its limit; one
@@ -399,7 +407,7 @@ fn outbound_length(parts: &Parts, payload: &PayloadMode) -> Result<Option<u64>, 
     }
 }
 
-async fn stream_back(
+pub(super) async fn stream_back(
     state: &ProxyState,
     ex: &Exchange,
     backend: &UpstreamBackend,

@@ -156,6 +156,11 @@ impl Signer {
         hmac(&k, b"aws4_request")
     }
 
+    /// A browser form's signature: the SigV4 key over the base64 policy text.
+    pub fn sign_policy(&self, policy_b64: &str) -> String {
+        self.sign_string(policy_b64)
+    }
+
     fn sign_string(&self, string_to_sign: &str) -> String {
         hex::encode(hmac(&self.signing_key(), string_to_sign.as_bytes()))
     }
