@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod credentials;
 pub mod error;
 pub mod kubernetes;

@@ -50,6 +50,8 @@ pub enum AuthLocation {
     Query,
     /// A browser form's POST policy (`POST /bucket`, `multipart/form-data`).
     Form,
+    /// No credential: an anonymous binding admitted the request.
+    Anonymous,
 }
 
 impl AuthLocation {
@@ -59,6 +61,7 @@ impl AuthLocation {
             Self::Header => "header",
             Self::Query => "query",
             Self::Form => "form",
+            Self::Anonymous => "anonymous",
         }
     }
 }
@@ -177,6 +180,32 @@ pub struct VerifiedRequest {
 }
 
 impl VerifiedRequest {
+    /// An unsigned request admitted by an anonymous binding: a read-only credential
+    /// on that one bucket, with no access key.
+    pub(crate) fn anonymous(binding: &crate::credentials::anonymous::AnonymousBinding) -> Self {
+        let credential = Credential {
+            access_key_id: String::new(),
+            secret: crate::secret::SecretKey::new(String::new()),
+            backend: binding.backend.clone(),
+            scopes: vec![crate::credentials::Scope {
+                bucket: binding.bucket.clone(),
+                access: crate::credentials::Access::ReadOnly,
+                prefix: None,
+            }],
+            expires_at: None,
+            enabled: true,
+            source: binding.source.clone(),
+            description: String::new(),
+        };
+        Self::new(
+            Arc::new(credential),
+            AuthLocation::Anonymous,
+            PayloadMode::Unsigned,
+            None,
+            String::new(),
+        )
+    }
+
     /// Only the verifier constructs this type.
     pub(crate) fn new(
         credential: Arc<Credential>,

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_quotas",
         include_str!("../../migrations/0002_quotas.sql"),
     ),
+    (
+        "0003_browser",
+        include_str!("../../migrations/0003_browser.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

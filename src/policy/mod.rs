@@ -2,6 +2,7 @@
 //! classification with access classes, scope authorization and the synthesized
 //! ListBuckets answer.
 
+pub mod anonymous;
 mod classify;
 mod copy_source;
 mod encoding;

@@ -43,6 +43,7 @@
 //! in-process [`LocalLimits`] is the default; a store shared between replicas (e.g.
 //! Redis) can implement the same trait.
 
+pub mod anonymous;
 pub mod gate;
 pub mod local;
 pub mod store;
@@ -177,13 +178,39 @@ pub enum IpCharge {
 pub struct RateLimits {
     store: Arc<dyn RateLimitStore>,
     refused: IntCounterVec,
+    /// Anonymous bindings' own per-address rates.
+    bindings: anonymous::BindingLimits,
 }
 
 impl RateLimits {
     /// `refused` is `stowage_rate_limited_total`, labelled by [`LimitScope::label`].
     #[must_use]
     pub fn new(store: Arc<dyn RateLimitStore>, refused: IntCounterVec) -> Self {
-        Self { store, refused }
+        Self {
+            store,
+            refused,
+            bindings: anonymous::BindingLimits::new(1),
+        }
+    }
+
+    /// An anonymous request on a bound bucket: its address (the shared unauthenticated
+    /// limit, then the binding's own rate when it sets one), then the global bucket.
+    ///
+    /// # Errors
+    /// [`Throttled`] with the scope of the limit that refused.
+    pub fn admit_anonymous(
+        &self,
+        ip: IpAddr,
+        bucket: &str,
+        binding_rps: Option<f64>,
+    ) -> Result<(), Throttled> {
+        self.check(Subject::SourceIp(ip))?;
+        if let Some(rps) = binding_rps {
+            self.bindings.check(bucket, ip, rps).inspect_err(|t| {
+                self.refused.with_label_values(&[t.scope.label()]).inc();
+            })?;
+        }
+        self.check(Subject::Global)
     }
 
     /// Before authentication: charge the address unless the request names a known key.
@@ -231,5 +258,6 @@ impl RateLimits {
     /// Evict idle state (see [`task::spawn_housekeeping`]).
     pub fn housekeep(&self) {
         self.store.housekeep();
+        self.bindings.housekeep();
     }
 }

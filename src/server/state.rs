@@ -40,4 +40,10 @@ pub struct ProxyState {
     pub rate_limits: Arc<RateLimits>,
     /// `server.trusted_proxies`: peers whose X-Forwarded-For/-Proto are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Per-bucket CORS rules (`crate::cors`).
+    pub cors: Arc<crate::cors::store::CorsCache>,
+    /// Anonymous bindings from SQLite and Kubernetes.
+    pub bindings: Arc<crate::credentials::anonymous::BindingCache>,
+    /// `s3_proxy.anonymous_enabled`: the cluster-wide switch for anonymous access.
+    pub anonymous_enabled: bool,
 }

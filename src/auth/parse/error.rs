@@ -79,7 +79,7 @@ impl AuthError {
         match location {
             AuthLocation::Header => Self::MalformedHeader(msg),
             AuthLocation::Query => Self::MalformedQuery(msg),
-            AuthLocation::Form => Self::InvalidArgument(msg),
+            AuthLocation::Form | AuthLocation::Anonymous => Self::InvalidArgument(msg),
         }
     }
 }
@@ -104,7 +104,7 @@ impl From<AuthError> for S3Error {
             AuthError::ScopeDate(AuthLocation::Header) => {
                 Self::AuthorizationHeaderMalformed(Cow::Borrowed(SCOPE_DATE))
             }
-            AuthError::ScopeDate(AuthLocation::Form) => Self::InvalidArgument(Cow::Borrowed(
+            AuthError::ScopeDate(AuthLocation::Form | AuthLocation::Anonymous) => Self::InvalidArgument(Cow::Borrowed(
                 "Invalid credential date. Date is not the same as x-amz-date.",
             )),
             AuthError::ScopeDate(AuthLocation::Query) => {

@@ -1,0 +1,127 @@
+//! The browser-facing steps of the pipeline: CORS preflights (answered before
+//! authentication), the anonymous entry for unsigned reads on bound buckets, and the
+//! `Access-Control-*` headers of every answer.
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use super::listener::ResponseBody;
+use super::response::{full, set_request_id};
+use super::stack::Exchange;
+use super::state::ProxyState;
+use crate::auth::VerifiedRequest;
+use crate::cors::{self, CorsConfiguration};
+use crate::credentials::anonymous::AnonymousMode;
+use crate::error::S3Error;
+use crate::policy::operation::S3Operation;
+use crate::policy::route::Route;
+use crate::quota::BucketKey;
+
+/// Step 2b: a CORS preflight (`OPTIONS`), answered from the bucket's rules before any
+/// authentication (browsers send no credentials on preflights). Charged to the source
+/// address like other unauthenticated traffic.
+pub(super) fn preflight(
+    state: &ProxyState,
+    ex: &Exchange,
+    parts: &Parts,
+    route: &Route,
+) -> Result<Response<ResponseBody>, S3Error> {
+    state.rate_limits.before_auth(ex.client_ip, false)?;
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(method)) = (header("origin"), header("access-control-request-method"))
+    else {
+        return Err(S3Error::InvalidRequest(
+            "Insufficient information. Origin request header needed.".into(),
+        ));
+    };
+    let requested = cors::requested_headers(&parts.headers);
+    let rules = route.bucket.as_deref().and_then(|b| state.cors.for_bucket(b));
+    let rule = rules
+        .as_ref()
+        .and_then(|c| c.matching(origin, method, &requested))
+        .ok_or(S3Error::CorsForbidden)?;
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::OK;
+    cors::apply(resp.headers_mut(), rule, origin, Some(&requested));
+    set_request_id(&mut resp, &ex.request_id);
+    Ok(resp)
+}
+
+/// Does the request carry any credential (header, presigned query, session token)?
+/// Such a request is never served anonymously, whatever its bucket's binding.
+#[must_use]
+pub fn carries_credentials(parts: &Parts) -> bool {
+    const QUERY: &[&str] = &[
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-signature",
+        "x-amz-security-token",
+        "awsaccesskeyid",
+        "signature",
+    ];
+    parts.headers.contains_key(http::header::AUTHORIZATION)
+        || parts.headers.contains_key("x-amz-security-token")
+        || crate::auth::sigv4::query_pairs(parts.uri.query().unwrap_or(""))
+            .any(|(k, _)| QUERY.iter().any(|q| k.eq_ignore_ascii_case(q)))
+}
+
+/// Step 3, for a request without credentials on a bound bucket: the operation
+/// allowlist, the source-address limits, then a read-only identity for the rest of
+/// the pipeline. `Ok(None)`: not an anonymous request (authenticate as usual).
+pub(super) fn anonymous(
+    state: &ProxyState,
+    ex: &Exchange,
+    parts: &Parts,
+    route: &Route,
+) -> Result<Option<VerifiedRequest>, S3Error> {
+    if !state.anonymous_enabled || carries_credentials(parts) {
+        return Ok(None);
+    }
+    let Some(binding) = route.bucket.as_deref().and_then(|b| state.bindings.for_bucket(b)) else {
+        return Ok(None);
+    };
+    if binding.mode == AnonymousMode::None {
+        return Err(S3Error::AccessDenied("Access Denied".into()));
+    }
+    crate::policy::anonymous::check(ex.operation, parts.uri.query())?;
+    state
+        .rate_limits
+        .admit_anonymous(ex.client_ip, &binding.bucket, binding.per_source_ip_rps)?;
+    Ok(Some(VerifiedRequest::anonymous(&binding)))
+}
+
+/// The rules that apply to an answer: the credential's backend's when it is known,
+/// else every backend's rules for the bucket name.
+fn rules_for(state: &ProxyState, ex: &Exchange) -> Option<CorsConfiguration> {
+    let bucket = ex.bucket.as_deref()?;
+    match &ex.backend {
+        Some(backend) => state
+            .cors
+            .get(&BucketKey::new(backend.clone(), bucket.to_owned()))
+            .map(|c| (*c).clone()),
+        None => state.cors.for_bucket(bucket),
+    }
+}
+
+/// Last step, on every answer: the upstream's CORS headers out, ours in when the
+/// request's `Origin` matches a rule of the bucket (errors included, so a script can
+/// read why it failed).
+pub(super) fn decorate(state: &ProxyState, ex: &Exchange, origin: Option<&str>, headers: &mut HeaderMap) {
+    cors::strip_upstream(headers);
+    let Some(origin) = origin else { return };
+    if ex.method == Method::OPTIONS || state.cors.is_empty() {
+        return;
+    }
+    if let Some(rules) = rules_for(state, ex)
+        && let Some(rule) = rules.matching(origin, ex.method.as_str(), &[])
+    {
+        cors::apply(headers, rule, origin, None);
+    }
+}
+
+/// Operations whose answer carries object bytes or listings (for the docs/tests).
+#[must_use]
+pub fn is_read(op: S3Operation) -> bool {
+    matches!(op, S3Operation::GetObject | S3Operation::HeadObject)
+}
