@@ -1,5 +1,6 @@
 //! Unit tests of the configuration layer, by theme.
 
+mod audit;
 mod backends;
 mod env;
 mod example;
