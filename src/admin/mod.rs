@@ -52,6 +52,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub cache: Arc<CredentialCache>,
     pub readiness: Arc<Readiness>,
+    /// Backend reachability, shown in the `/readyz` body (it does not decide readiness).
+    pub upstreams: Arc<crate::upstream::probe::UpstreamHealth>,
 }
 
 /// Serve one admin request.
@@ -73,10 +75,22 @@ pub async fn handle(
             r
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/readyz" => readyz(&state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `ready` or `not ready` (the status decides), then one line per backend.
+fn readyz(state: &AdminState) -> Response<ResponseBody> {
+    let (status, verdict) = if state.readiness.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    text(
+        status,
+        &format!("{verdict}\n{}", state.upstreams.describe()),
+    )
 }
 
 fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {

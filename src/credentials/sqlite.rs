@@ -80,6 +80,14 @@ impl SqliteStore {
         Ok(lock(&self.read).pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
+    /// Fold the WAL back into the database file (shutdown: a clean close leaves no
+    /// WAL to replay).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.writer()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
         lock(&self.read)
     }

@@ -40,4 +40,6 @@ pub struct ProxyState {
     pub rate_limits: Arc<RateLimits>,
     /// `server.trusted_proxies`: peers whose X-Forwarded-For/-Proto are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The audit queue (`None` when `audit.enabled = false`).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
