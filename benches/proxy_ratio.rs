@@ -168,6 +168,7 @@ async fn main() {
     config.database.path = dir.path().join("stowage.db");
     config.database.secret_key_file = dir.path().join("stowage.key");
     config.log.level = "warn".into();
+    config.server.drain_delay = std::time::Duration::ZERO;
     config.backends = vec![Backend {
         id: "local".into(),
         endpoint: up.endpoint().parse().unwrap(),

@@ -12,7 +12,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod shutdown;
+
+pub use shutdown::wait_for_signal;
+
 use crate::admin::{AdminParts, AdminState, Readiness};
+use crate::audit::AuditLog;
 use crate::auth::{AuthOptions, SigningKeyCache};
 use crate::config::Config;
 use crate::credentials::CredentialCache;
@@ -33,6 +38,7 @@ use crate::server::quota_step::QuotaGate;
 use crate::server::state::RequestLimits;
 use crate::server::{ProxyState, handle};
 use crate::upstream::client::ClientOptions;
+use crate::upstream::probe::{ProbeTarget, UpstreamHealth, spawn_probes};
 use crate::upstream::{UpstreamBackend, UpstreamClient};
 
 /// A running proxy: its bound addresses and the handles to stop it.
@@ -51,33 +57,16 @@ pub struct Running {
     pub bindings: Arc<BindingCache>,
     /// The admin listener's state (install the audit query here).
     pub admin: Arc<AdminState>,
+    /// The audit log (`None` when `audit.enabled = false`): queue, queries.
+    pub audit: Option<Arc<AuditLog>>,
+    /// Backend reachability from the background probes.
+    pub upstream_health: Arc<UpstreamHealth>,
+    drain_delay: Duration,
+    shutdown_timeout: Duration,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The Kubernetes informer and its readiness gate, when enabled.
     kubernetes_tasks: Vec<JoinHandle<()>>,
-}
-
-impl Running {
-    /// Turn unready, stop accepting, let in-flight exchanges finish (bounded by the
-    /// configured shutdown timeout), then return.
-    pub async fn shutdown(self) {
-        self.readiness.close();
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        for t in self.kubernetes_tasks {
-            let _ = t.await;
-        }
-        // After the listeners drained, so every in-flight write has settled.
-        let (store, ledger) = (self.store, self.ledger);
-        match tokio::task::spawn_blocking(move || persist::flush_all(&store, ledger.as_ref())).await
-        {
-            Ok(Ok(n)) => tracing::debug!(buckets = n, "quota usage persisted"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot persist quota usage at shutdown"),
-            Err(_) => tracing::warn!("quota usage flush at shutdown failed"),
-        }
-    }
 }
 
 /// Resolve the configured backends into signing-ready upstreams.
@@ -128,8 +117,12 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         Arc::clone(&cache),
         config.s3_proxy.credential_poll_interval,
     );
+    let audit = AuditLog::from_config(config, &metrics.registry)?.map(Arc::new);
     let ledger: Arc<dyn UsageLedger> = Arc::new(InMemoryLedger::new());
     load_quota_state(&store, &quota_limits, ledger.as_ref())?;
+    let cors = Arc::new(crate::cors::store::CorsCache::new());
+    crate::cors::store::reload(&store, &cors, &bindings)
+        .context("database: cannot load CORS rules and anonymous bindings")?;
     metrics
         .quota
         .attach(Arc::clone(&quota_limits), Arc::clone(&ledger));
@@ -146,6 +139,11 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         Arc::clone(&scanner),
         Arc::clone(&metrics),
     ));
+    let backends = build_backends(config)?;
+    let upstream_health = Arc::new(
+        UpstreamHealth::register(backends.keys().map(String::as_str), &metrics.registry)
+            .context("metrics: cannot register the upstream reachability gauge")?,
+    );
     let state = Arc::new(ProxyState {
         cache: Arc::clone(&cache),
         keys: SigningKeyCache::default(),
@@ -153,7 +151,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
             max_skew: config.s3_proxy.max_clock_skew,
             max_presign_expiry: config.s3_proxy.max_presign_expiry,
         },
-        backends: build_backends(config)?,
+        backends: backends.clone(),
         client: UpstreamClient::new(&ClientOptions {
             connect_timeout: config.upstream.connect_timeout,
             response_header_timeout: config.upstream.response_header_timeout,
@@ -171,6 +169,10 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         quota,
         rate_limits: Arc::clone(&rate_limits),
         trusted_proxies: config.server.trusted_proxies.clone(),
+        audit: audit.clone(),
+        cors: Arc::clone(&cors),
+        bindings: Arc::clone(&bindings),
+        anonymous_enabled: config.s3_proxy.anonymous_enabled,
     });
 
     let s3_listener = TcpListener::bind(config.s3_proxy.listen)
@@ -210,7 +212,11 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         token: config.admin.token.clone(),
         protect_metrics: config.admin.protect_metrics,
         protect_probes: config.admin.protect_probes,
+        upstreams: Arc::clone(&upstream_health),
     }));
+    if let Some(a) = &audit {
+        admin_state.install_audit(Arc::clone(a) as Arc<dyn crate::admin::audit_seam::AuditQuery>);
+    }
     let admin = Arc::clone(&admin_state);
     let admin_task = tokio::spawn(serve(
         admin_listener,
@@ -230,6 +236,13 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         config.s3_proxy.credential_poll_interval,
         rx.clone(),
     );
+    let browser_poller = crate::cors::store::spawn_poller(
+        Arc::clone(&store),
+        Arc::clone(&cors),
+        Arc::clone(&bindings),
+        config.s3_proxy.credential_poll_interval,
+        rx.clone(),
+    );
     let usage_flusher = persist::spawn_usage_flusher(
         Arc::clone(&store),
         Arc::clone(&ledger),
@@ -241,6 +254,13 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         scanner,
         Arc::clone(&quota_limits),
         config.quotas.scan_interval,
+        rx.clone(),
+    );
+    // Start-up never waits on a backend: reachability is probed in the background.
+    let probes = spawn_probes(
+        backends.values().map(ProbeTarget::from).collect(),
+        Arc::clone(&upstream_health),
+        config.upstream.connect_timeout,
         rx.clone(),
     );
     let mut stop_poller = rx;
@@ -283,17 +303,25 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         ledger,
         bindings,
         admin,
+        audit,
+        upstream_health,
+        drain_delay: config.server.drain_delay,
+        shutdown_timeout: config.server.shutdown_timeout,
         kubernetes_tasks,
         shutdown,
-        tasks: vec![
+        tasks: [
             s3_task,
             admin_task,
             poller_task,
             housekeeping,
             limit_poller,
+            browser_poller,
             usage_flusher,
             scan_runner,
-        ],
+        ]
+        .into_iter()
+        .chain(probes)
+        .collect(),
     })
 }
 
@@ -387,28 +415,6 @@ fn spawn_kubernetes(
         .instrument(span),
     );
     vec![informer.task, gate]
-}
-
-/// Wait for Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// kube-client logs the whole body of a response it cannot decode at `warn`; for a

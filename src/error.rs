@@ -43,6 +43,9 @@ pub enum S3Error {
     EntityTooLarge(Cow<'static, str>),
     #[error("entity too small")]
     EntityTooSmall,
+    /// A CORS preflight no rule of the bucket allows.
+    #[error("CORS request not allowed")]
+    CorsForbidden,
     /// The client did not send the request (a form's fields) in time.
     #[error("request timeout")]
     RequestTimeout,
@@ -96,6 +99,7 @@ impl S3Error {
             Self::EntityTooLarge(_) => "EntityTooLarge",
             Self::EntityTooSmall => "EntityTooSmall",
             Self::RequestTimeout => "RequestTimeout",
+            Self::CorsForbidden => "AccessForbidden",
             Self::MalformedPostRequest(_) => "MalformedPOSTRequest",
             Self::NotImplemented(_) => "NotImplemented",
             Self::MethodNotAllowed => "MethodNotAllowed",
@@ -117,7 +121,8 @@ impl S3Error {
             | Self::InvalidAccessKeyId
             | Self::SignatureDoesNotMatch
             | Self::RequestTimeTooSkewed
-            | Self::ExpiredRequest => StatusCode::FORBIDDEN,
+            | Self::ExpiredRequest
+            | Self::CorsForbidden => StatusCode::FORBIDDEN,
             Self::AuthorizationHeaderMalformed(_)
             | Self::AuthorizationQueryParametersError(_)
             | Self::XAmzContentSha256Mismatch
@@ -156,6 +161,9 @@ impl S3Error {
             | Self::EntityTooLarge(m)
             | Self::MalformedPostRequest(m)
             | Self::NotImplemented(m) => return m.clone(),
+            Self::CorsForbidden => {
+                "CORSResponse: This CORS request is not allowed. The Origin, the requested method or a requested header is not allowed by the bucket's CORS rules."
+            }
             Self::RequestTimeout => {
                 "Your socket connection to the server was not read from or written to within the timeout period."
             }

@@ -11,6 +11,8 @@ use stowage::credentials::model::{Access, Scope};
 use stowage::credentials::seal::load_root_key;
 use stowage::credentials::sqlite::{NewCredential, SqliteStore};
 
+mod main_audit;
+mod main_key;
 mod main_quota;
 
 #[derive(Parser)]
@@ -56,6 +58,16 @@ enum Command {
     Quota {
         #[command(subcommand)]
         action: main_quota::QuotaAction,
+    },
+    /// The audit log in the SQLite database.
+    Audit {
+        #[command(subcommand)]
+        action: main_audit::AuditAction,
+    },
+    /// Root keys: generate a key file; rotate the database to a new key online.
+    Key {
+        #[command(subcommand)]
+        action: main_key::KeyAction,
     },
     /// Configuration tools.
     Config {
@@ -166,6 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )),
         Command::Credentials { action } => credentials(action),
         Command::Quota { action } => main_quota::run(action),
+        Command::Audit { action } => main_audit::run(action),
+        Command::Key { action } => main_key::run(action),
         Command::Config {
             action: ConfigAction::Check { file },
         } => {
@@ -197,9 +211,14 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let running = stowage::app::start(&cfg, root).await?;
         stowage::app::wait_for_signal().await;
-        tracing::info!("shutting down");
-        running.shutdown().await;
-        Ok(())
+        tracing::info!("signal received: shutting down (a second signal exits at once)");
+        tokio::select! {
+            () = running.shutdown() => Ok(()),
+            () = stowage::app::wait_for_signal() => {
+                tracing::warn!("second signal: exiting without waiting for in-flight requests");
+                bail!("interrupted during shutdown")
+            }
+        }
     })
 }
 

@@ -235,6 +235,7 @@ async fn start_proxy(e: &Env) -> stowage::app::Running {
     cfg.database.secret_key_file = e.dir.path().join("stowage.key");
     cfg.s3_proxy.listen = "127.0.0.1:0".parse().unwrap();
     cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.server.drain_delay = std::time::Duration::ZERO;
     let key = load_root_key(None, &cfg.database.secret_key_file).unwrap();
     stowage::app::start(&cfg, key).await.unwrap()
 }

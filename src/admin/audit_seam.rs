@@ -12,7 +12,7 @@ use super::json::{ApiError, only_known, parse_limit, query_pairs};
 pub const DEFAULT_AUDIT_LIMIT: usize = 100;
 pub const MAX_AUDIT_LIMIT: usize = 1000;
 /// The outcomes an audit row can have.
-pub const OUTCOMES: [&str; 3] = ["ok", "denied", "error"];
+pub const OUTCOMES: [&str; 4] = ["ok", "denied", "client_error", "server_error"];
 
 /// What an audit query selects. Every field is optional except `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,6 +80,7 @@ pub struct AdminParts {
     pub token: Option<SecretKey>,
     pub protect_metrics: bool,
     pub protect_probes: bool,
+    pub upstreams: Arc<crate::upstream::probe::UpstreamHealth>,
 }
 
 /// What the admin handlers read.
@@ -96,6 +97,8 @@ pub struct AdminState {
     pub protect_probes: bool,
     /// The audit log's query side, once the audit module installs one.
     audit: RwLock<Option<Arc<dyn AuditQuery>>>,
+    /// Backend reachability, shown in the `/readyz` body (it does not decide readiness).
+    pub upstreams: Arc<crate::upstream::probe::UpstreamHealth>,
 }
 
 impl AdminState {
@@ -126,6 +129,7 @@ impl AdminState {
             protect_metrics: p.protect_metrics,
             protect_probes: p.protect_probes,
             audit: RwLock::new(None),
+            upstreams: p.upstreams,
         }
     }
 
@@ -235,10 +239,22 @@ fn plain(
             );
             r
         }
-        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/readyz" => readyz(state),
         _ => text(StatusCode::OK, "ok\n"),
     }
+}
+
+/// `ready` or `not ready` (the status decides), then one line per backend.
+fn readyz(state: &AdminState) -> Response<ResponseBody> {
+    let (status, verdict) = if state.readiness.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    text(
+        status,
+        &format!("{verdict}\n{}", state.upstreams.describe()),
+    )
 }
 
 fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {

@@ -32,8 +32,12 @@ struct Fixture {
 fn fixture(token: Option<&str>, protect: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db"), RootKey::from_bytes([9; 32])).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let upstreams = Arc::new(
+        crate::upstream::probe::UpstreamHealth::register(["primary"], &metrics.registry).unwrap(),
+    );
     let state = AdminState::new(AdminParts {
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         cache: Arc::new(CredentialCache::new()),
         readiness: Arc::new(Readiness::default()),
         store: Arc::new(store),
@@ -43,6 +47,7 @@ fn fixture(token: Option<&str>, protect: bool) -> Fixture {
         token: token.map(SecretKey::new),
         protect_metrics: protect,
         protect_probes: protect,
+        upstreams,
     });
     Fixture {
         state: Arc::new(state),

@@ -33,7 +33,8 @@ pub use backend::{Backend, DEFAULT_REGION};
 pub use error::ConfigError;
 pub use proxy::{KubernetesConfig, MAX_PRESIGN_EXPIRY, ProxyConfig};
 pub use sections::{
-    AdminConfig, DatabaseConfig, LogConfig, LogFormat, QuotasConfig, ServerConfig, UpstreamConfig,
+    AdminConfig, AuditConfig, DatabaseConfig, LogConfig, LogFormat, QuotasConfig, SampleRate,
+    ServerConfig, UpstreamConfig,
 };
 
 use backend::RawBackend;
@@ -49,6 +50,7 @@ pub struct Config {
     pub log: LogConfig,
     pub quotas: QuotasConfig,
     pub upstream: UpstreamConfig,
+    pub audit: AuditConfig,
     pub backends: Vec<Backend>,
 }
 
@@ -71,6 +73,7 @@ struct RawConfig {
     log: LogConfig,
     quotas: QuotasConfig,
     upstream: UpstreamConfig,
+    audit: AuditConfig,
     backends: Vec<RawBackend>,
 }
 
@@ -171,6 +174,7 @@ fn finish(raw: RawConfig, src: &Sources<'_>) -> Result<Config, ConfigError> {
         log,
         quotas,
         upstream,
+        audit,
         backends,
     } = raw;
     for suffix in &mut s3_proxy.host_suffixes {
@@ -188,6 +192,7 @@ fn finish(raw: RawConfig, src: &Sources<'_>) -> Result<Config, ConfigError> {
         log,
         quotas,
         upstream,
+        audit,
         backends: Vec::new(),
     };
     config.check_proxy()?;

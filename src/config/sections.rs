@@ -1,5 +1,5 @@
-//! The small sections: `[admin]`, `[server]`, `[database]`, `[log]`, `[quotas]` and
-//! `[upstream]`. Every field's default is in its doc comment and in
+//! The small sections: `[admin]`, `[server]`, `[database]`, `[log]`, `[quotas]`,
+//! `[upstream]` and `[audit]`. Every field's default is in its doc comment and in
 //! `config.example.toml`.
 
 use std::net::SocketAddr;
@@ -58,7 +58,13 @@ pub struct ServerConfig {
     /// address is the right-most hop not in this list. Default `[]` (ignore XFF).
     #[serde(with = "ip_nets")]
     pub trusted_proxies: Vec<IpNet>,
-    /// Time in-flight requests get to finish after SIGTERM/SIGINT. Default `"30s"`.
+    /// After SIGTERM/SIGINT, how long the listeners keep accepting new connections
+    /// while `/readyz` already answers 503, so load balancers stop sending traffic
+    /// before connections are refused. Default `"5s"`.
+    #[serde(with = "duration")]
+    pub drain_delay: Duration,
+    /// Time in-flight requests get to finish once the listeners stopped accepting.
+    /// Default `"30s"`.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
 }
@@ -67,6 +73,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             trusted_proxies: Vec::new(),
+            drain_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -169,5 +176,48 @@ impl Default for UpstreamConfig {
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
         }
+    }
+}
+
+/// `[audit]`: the audit log in the SQLite database (`audit_events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record S3 exchanges. Default `true`.
+    pub enabled: bool,
+    /// Fraction (0.0 to 1.0) of successful reads (GET, HEAD, listings) recorded; writes,
+    /// denials and errors are always recorded. Default `0.0`.
+    pub sample_success_reads: SampleRate,
+    /// Events waiting to be written; when full, new events are dropped and counted in
+    /// `stowage_audit_dropped_total` (requests never wait). Default `8192`.
+    pub queue_capacity: usize,
+    /// Rows older than this are deleted (checked hourly). Default `"30d"`.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_success_reads: SampleRate::default(),
+            queue_capacity: 8192,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// A probability in `[0, 1]` (checked by validation; NaN is refused there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SampleRate(pub f64);
+
+// Validation refuses NaN, the only value for which `==` is not reflexive.
+impl Eq for SampleRate {}
+
+impl SampleRate {
+    #[must_use]
+    pub fn get(self) -> f64 {
+        self.0
     }
 }

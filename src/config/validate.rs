@@ -135,6 +135,12 @@ impl Config {
             }
         }
         duration(
+            "server.drain_delay",
+            self.server.drain_delay,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+        duration(
             "server.shutdown_timeout",
             self.server.shutdown_timeout,
             Duration::ZERO,
@@ -181,6 +187,25 @@ impl Config {
             u.pool_max_idle_per_host,
             0,
             100_000,
+        )?;
+        self.check_audit()
+    }
+
+    fn check_audit(&self) -> Result<(), ConfigError> {
+        let a = &self.audit;
+        let rate = a.sample_success_reads.get();
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ConfigError::invalid(
+                "audit.sample_success_reads",
+                format!("{rate} is out of range; use 0.0 to 1.0"),
+            ));
+        }
+        number("audit.queue_capacity", a.queue_capacity, 1, 1_000_000)?;
+        duration(
+            "audit.retention",
+            a.retention,
+            Duration::from_secs(3600),
+            MAX_DURATION * 10,
         )
     }
 }

@@ -100,16 +100,14 @@ impl CorsConfiguration {
             if r.allowed_origins.is_empty() {
                 return Err(err(i, "AllowedOrigins", "must not be empty"));
             }
-            if r
-                .allowed_origins
+            if r.allowed_origins
                 .iter()
                 .any(|o| o.matches('*').count() > 1 || o.is_empty() || !o.is_ascii())
             {
                 return Err(err(i, "AllowedOrigins", "each origin may hold one '*'"));
             }
             if r.allowed_methods.is_empty()
-                || r
-                    .allowed_methods
+                || r.allowed_methods
                     .iter()
                     .any(|m| !matches!(m.as_str(), "GET" | "PUT" | "POST" | "DELETE" | "HEAD"))
             {
@@ -123,9 +121,16 @@ impl CorsConfiguration {
                 h.is_empty() || h.find('*').is_some_and(|p| p != h.len() - 1) || !is_token_ish(h)
             };
             if r.allowed_headers.iter().any(bad_header) {
-                return Err(err(i, "AllowedHeaders", "header names, '*' only at the end"));
+                return Err(err(
+                    i,
+                    "AllowedHeaders",
+                    "header names, '*' only at the end",
+                ));
             }
-            if r.expose_headers.iter().any(|h| h.contains('*') || !is_token_ish(h)) {
+            if r.expose_headers
+                .iter()
+                .any(|h| h.contains('*') || !is_token_ish(h))
+            {
                 return Err(err(i, "ExposeHeaders", "must be header names"));
             }
         }
@@ -171,12 +176,7 @@ fn header_match(pattern: &str, name: &str) -> bool {
 
 /// The `Access-Control-*` headers for an answer under `rule`; `preflight` adds the
 /// allowed method and headers and the max age.
-pub fn apply(
-    headers: &mut HeaderMap,
-    rule: &CorsRule,
-    origin: &str,
-    preflight: Option<&[String]>,
-) {
+pub fn apply(headers: &mut HeaderMap, rule: &CorsRule, origin: &str, preflight: Option<&[String]>) {
     let any = rule.allowed_origins.iter().any(|o| o == "*");
     let set = |h: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -193,9 +193,17 @@ pub fn apply(
     }
     match preflight {
         Some(requested) => {
-            set(headers, "access-control-allow-methods", &rule.allowed_methods.join(", "));
+            set(
+                headers,
+                "access-control-allow-methods",
+                &rule.allowed_methods.join(", "),
+            );
             if !requested.is_empty() {
-                set(headers, "access-control-allow-headers", &requested.join(", "));
+                set(
+                    headers,
+                    "access-control-allow-headers",
+                    &requested.join(", "),
+                );
             }
             if let Some(age) = rule.max_age_seconds {
                 set(headers, "access-control-max-age", &age.to_string());

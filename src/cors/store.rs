@@ -88,17 +88,25 @@ impl SqliteStore {
     /// A database error. A row that no longer parses is skipped (and logged).
     pub fn list_cors(&self) -> Result<Vec<(BucketKey, CorsConfiguration)>, SettingsError> {
         let conn = self.reader();
-        let mut stmt =
-            conn.prepare("SELECT backend, bucket, rules FROM bucket_cors ORDER BY backend, bucket")?;
+        let mut stmt = conn
+            .prepare("SELECT backend, bucket, rules FROM bucket_cors ORDER BY backend, bucket")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (backend, bucket, json) = row?;
             match serde_json::from_str(&json) {
-                Ok(rules) => out.push((BucketKey::new(backend, bucket), CorsConfiguration { rules })),
-                Err(_) => tracing::warn!(%backend, %bucket, "stored CORS rules do not parse; ignored"),
+                Ok(rules) => {
+                    out.push((BucketKey::new(backend, bucket), CorsConfiguration { rules }))
+                }
+                Err(_) => {
+                    tracing::warn!(%backend, %bucket, "stored CORS rules do not parse; ignored")
+                }
             }
         }
         Ok(out)
@@ -126,7 +134,13 @@ impl SqliteStore {
             "INSERT INTO anonymous_bindings (backend, bucket, mode, per_source_ip_rps, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (backend, bucket)
              DO UPDATE SET mode = ?3, per_source_ip_rps = ?4, updated_at = ?5",
-            params![key.backend, key.bucket, mode.as_str(), per_source_ip_rps, now_ms()],
+            params![
+                key.backend,
+                key.bucket,
+                mode.as_str(),
+                per_source_ip_rps,
+                now_ms()
+            ],
         )?;
         bump(&tx)?;
         tx.commit()?;
@@ -186,7 +200,11 @@ impl SqliteStore {
     fn browser_version(&self) -> Result<i64, SettingsError> {
         let conn = self.reader();
         let v: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'browser_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'browser_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
@@ -230,7 +248,8 @@ impl CorsCache {
 
     /// Replace everything (a reload).
     pub fn replace(&self, all: Vec<(BucketKey, CorsConfiguration)>) {
-        let keep: std::collections::HashSet<BucketKey> = all.iter().map(|(k, _)| k.clone()).collect();
+        let keep: std::collections::HashSet<BucketKey> =
+            all.iter().map(|(k, _)| k.clone()).collect();
         self.by_key.retain(|k, _| keep.contains(k));
         for (k, c) in all {
             self.by_key.insert(k, Arc::new(c));
@@ -252,7 +271,11 @@ impl CorsCache {
 ///
 /// # Errors
 /// A database error; the caches are left as they were.
-pub fn reload(store: &SqliteStore, cors: &CorsCache, bindings: &BindingCache) -> Result<(), SettingsError> {
+pub fn reload(
+    store: &SqliteStore,
+    cors: &CorsCache,
+    bindings: &BindingCache,
+) -> Result<(), SettingsError> {
     let rules = store.list_cors()?;
     let anon = store.list_anonymous()?;
     cors.replace(rules);
@@ -293,7 +316,9 @@ pub fn spawn_poller(
             .await;
             match res {
                 Ok(Ok(v)) => seen = Some(v),
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reload CORS rules and anonymous bindings"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot reload CORS rules and anonymous bindings")
+                }
                 Err(_) => tracing::warn!("the CORS/anonymous reload task failed"),
             }
         }

@@ -14,16 +14,32 @@ const APP: &str = r#"{"CORSRules":[
 fn the_first_rule_matching_origin_method_and_every_header_wins() {
     let c = config(APP);
     let hdrs = vec!["content-type".to_owned(), "x-amz-date".to_owned()];
-    assert!(c.matching("https://app.example.com", "PUT", &hdrs).is_some());
-    assert!(c.matching("https://app.example.com", "DELETE", &[]).is_none());
+    assert!(
+        c.matching("https://app.example.com", "PUT", &hdrs)
+            .is_some()
+    );
+    assert!(
+        c.matching("https://app.example.com", "DELETE", &[])
+            .is_none()
+    );
     assert!(c.matching("https://evil.example.com", "GET", &[]).is_none());
     assert!(
-        c.matching("https://app.example.com", "PUT", &["authorization".to_owned()]).is_none(),
+        c.matching(
+            "https://app.example.com",
+            "PUT",
+            &["authorization".to_owned()]
+        )
+        .is_none(),
         "a header no rule allows"
     );
-    let cdn = c.matching("https://img.cdn.example.com", "GET", &[]).expect("wildcard");
+    let cdn = c
+        .matching("https://img.cdn.example.com", "GET", &[])
+        .expect("wildcard");
     assert_eq!(cdn.allowed_methods, vec!["GET"]);
-    assert!(c.matching("https://cdn.example.com.evil.org", "GET", &[]).is_none());
+    assert!(
+        c.matching("https://cdn.example.com.evil.org", "GET", &[])
+            .is_none()
+    );
 }
 
 #[test]
@@ -35,7 +51,10 @@ fn actual_responses_expose_what_sdks_need_and_vary_on_origin() {
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(h["access-control-allow-credentials"], "true");
     let expose = h["access-control-expose-headers"].to_str().unwrap();
-    assert!(expose.contains("etag") && expose.contains("x-amz-meta-owner"), "{expose}");
+    assert!(
+        expose.contains("etag") && expose.contains("x-amz-meta-owner"),
+        "{expose}"
+    );
     assert_eq!(h["vary"], "Origin");
     assert!(h.get("access-control-max-age").is_none());
 }
@@ -65,13 +84,32 @@ fn an_any_origin_rule_answers_star_without_credentials() {
 fn invalid_configurations_name_the_field() {
     for (json, field) in [
         (r#"{"CORSRules":[]}"#, "CORSRules"),
-        (r#"{"CORSRules":[{"AllowedOrigins":[],"AllowedMethods":["GET"]}]}"#, "CORSRules[0].AllowedOrigins"),
-        (r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["PATCH"]}]}"#, "CORSRules[0].AllowedMethods"),
-        (r#"{"CORSRules":[{"AllowedOrigins":["https://*.*.x"],"AllowedMethods":["GET"]}]}"#, "CORSRules[0].AllowedOrigins"),
-        (r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["GET"],"AllowedHeaders":["a*b"]}]}"#, "CORSRules[0].AllowedHeaders"),
-        (r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["GET"],"Bogus":1}]}"#, "CORSRules"),
+        (
+            r#"{"CORSRules":[{"AllowedOrigins":[],"AllowedMethods":["GET"]}]}"#,
+            "CORSRules[0].AllowedOrigins",
+        ),
+        (
+            r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["PATCH"]}]}"#,
+            "CORSRules[0].AllowedMethods",
+        ),
+        (
+            r#"{"CORSRules":[{"AllowedOrigins":["https://*.*.x"],"AllowedMethods":["GET"]}]}"#,
+            "CORSRules[0].AllowedOrigins",
+        ),
+        (
+            r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["GET"],"AllowedHeaders":["a*b"]}]}"#,
+            "CORSRules[0].AllowedHeaders",
+        ),
+        (
+            r#"{"CORSRules":[{"AllowedOrigins":["*"],"AllowedMethods":["GET"],"Bogus":1}]}"#,
+            "CORSRules",
+        ),
     ] {
-        assert_eq!(CorsConfiguration::from_json(json).unwrap_err().field, field, "{json}");
+        assert_eq!(
+            CorsConfiguration::from_json(json).unwrap_err().field,
+            field,
+            "{json}"
+        );
     }
 }
 

@@ -3,6 +3,9 @@
 pub mod anonymous;
 pub mod cache;
 pub mod model;
+pub mod rotate;
+#[cfg(test)]
+mod rotate_tests;
 pub mod seal;
 pub mod sqlite;
 pub mod sqlite_feed;

@@ -150,6 +150,23 @@ pub fn load_root_key(env_value: Option<&str>, key_file: &Path) -> Result<RootKey
     }
 }
 
+/// Read an existing key file with the same checks as the configured one (mode 0600
+/// or stricter, 32 bytes as hex or base64). A missing file is an error, not created.
+pub fn load_key_file(path: &Path) -> Result<RootKey, RootKeyError> {
+    read_key_file(path)
+}
+
+/// Create a new key file (32 random bytes, hex, mode 0600); an existing path is refused.
+pub fn generate_key_file(path: &Path) -> Result<RootKey, RootKeyError> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(RootKeyError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::AlreadyExists, "the file already exists"),
+        });
+    }
+    create_key_file(path)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootKeyError + '_ {
     move |source| RootKeyError::Io {
         path: path.to_path_buf(),

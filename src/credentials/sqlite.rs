@@ -15,6 +15,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use super::model::{Credential, Scope};
+use super::rotate::ensure_current_key;
 use super::seal;
 use super::sqlite_row::{Row, SELECT_ROW, read_row, unix};
 pub use super::sqlite_schema::MIGRATIONS;
@@ -79,6 +80,14 @@ impl SqliteStore {
         Ok(lock(&self.read).pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
+    /// Fold the WAL back into the database file (shutdown: a clean close leaves no
+    /// WAL to replay).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.writer()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
         lock(&self.read)
     }
@@ -122,6 +131,7 @@ impl SqliteStore {
     ) -> Result<usize, StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        ensure_current_key(&tx, &self.root)?;
         let mut n = 0;
         for (ak, secret, req) in creds {
             validate_access_key_id(&ak)?;
@@ -140,7 +150,12 @@ impl SqliteStore {
         secret: &SecretKey,
         req: &NewCredential,
     ) -> Result<(), StoreError> {
-        insert_row(&self.writer(), &self.root, ak, secret, req)
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        ensure_current_key(&tx, &self.root)?;
+        insert_row(&tx, &self.root, ak, secret, req)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The credential with its secret, or `None` when no such row exists.
@@ -207,10 +222,24 @@ impl SqliteStore {
 
     /// Replace the secret with a fresh one; the old one stops working as soon as the
     /// running proxies see the change (one poll interval).
+    /// Refused while this process's root key is not the database's (after a
+    /// `stowage key rotate`, until restarted with the new key).
     pub fn rotate_secret(&self, access_key_id: &str) -> Result<SecretKey, StoreError> {
         let secret = generate_secret();
         let sealed = seal::seal(&self.root, access_key_id, secret.expose().as_bytes());
-        self.update(access_key_id, "secret_sealed = ?2", &sealed)?;
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        ensure_current_key(&tx, &self.root)?;
+        // The previous key's copy is the *old* secret: it must not outlive it.
+        let n = tx.execute(
+            "UPDATE credentials SET secret_sealed = ?2, secret_sealed_prev = NULL, \
+             updated_at = ?3 WHERE access_key_id = ?1",
+            params![access_key_id, sealed, unix(OffsetDateTime::now_utc())],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(access_key_id.to_owned()));
+        }
+        tx.commit()?;
         Ok(secret)
     }
 

@@ -26,7 +26,7 @@ use super::cache::{CredentialCache, SourceKind};
 use super::model::Credential;
 use super::sqlite::SqliteStore;
 use super::sqlite_row::{Row, SELECT_ROW, read_row, unix};
-use super::sqlite_schema::{meta_set, meta_u64};
+use super::sqlite_schema::{meta_get, meta_set, meta_u64};
 use super::sqlite_types::StoreError;
 
 /// A poll interval that keeps edits visible well within 2 s.
@@ -74,16 +74,19 @@ impl SqliteStore {
         let seq = latest_seq(&tx)?;
         let mut stmt = tx.prepare(SELECT_ROW)?;
         let mut out = Vec::new();
+        let mut stale = StaleKey::default();
         for row in stmt.query_map([], Row::from_sql)? {
             let row = row?;
             let ak = row.access_key_id.clone();
             match row.into_credential(&self.root) {
                 Ok(c) => out.push(c),
-                Err(e) => {
+                Err(e) if !stale.check(&tx, &self.root) => {
                     tracing::warn!(access_key_id = %ak, error = %e, "skipping unreadable credential")
                 }
+                Err(_) => stale.count += 1,
             }
         }
+        stale.report();
         Ok((out, seq))
     }
 
@@ -116,21 +119,32 @@ impl SqliteStore {
                 keys.push(ak);
             }
         }
+        let mut stale = StaleKey::default();
         let changes = keys
             .into_iter()
-            .map(|ak| self.current(&tx, ak))
+            .map(|ak| self.current(&tx, ak, &mut stale))
             .collect::<Result<_, _>>()?;
+        stale.report();
         Ok((changes, next))
     }
 
-    fn current(&self, conn: &Connection, ak: String) -> Result<Change, StoreError> {
+    fn current(
+        &self,
+        conn: &Connection,
+        ak: String,
+        stale: &mut StaleKey,
+    ) -> Result<Change, StoreError> {
         let Some(row) = read_row(conn, &ak)? else {
             return Ok(Change::Remove(ak));
         };
         match row.into_credential(&self.root) {
             Ok(c) => Ok(Change::Upsert(c)),
-            Err(e) => {
+            Err(e) if !stale.check(conn, &self.root) => {
                 tracing::warn!(access_key_id = %ak, error = %e, "dropping unreadable credential");
+                Ok(Change::Remove(ak))
+            }
+            Err(_) => {
+                stale.count += 1;
                 Ok(Change::Remove(ak))
             }
         }
@@ -177,6 +191,44 @@ impl SqliteStore {
         let (creds, seq) = self.load_all()?;
         cache.replace(SourceKind::Sqlite, creds);
         Ok(seq)
+    }
+}
+
+/// Whether this process's root key was rotated out of the database, asked once per
+/// load or feed batch on the first unreadable row; such rows are then reported in one
+/// line instead of one per credential (after a rotation that is every row).
+#[derive(Default)]
+struct StaleKey {
+    /// `Some((ours, the database's))` once asked and found stale.
+    verdict: Option<Option<(String, String)>>,
+    count: usize,
+}
+
+impl StaleKey {
+    fn check(&mut self, conn: &Connection, root: &crate::secret::RootKey) -> bool {
+        let verdict = self.verdict.get_or_insert_with(|| {
+            let ours = root.key_id();
+            match meta_get(conn, "root_key_id") {
+                Ok(Some(current)) if current != ours => Some((ours, current)),
+                _ => None,
+            }
+        });
+        verdict.is_some()
+    }
+
+    fn report(&self) {
+        if let Some(Some((ours, current))) = &self.verdict
+            && self.count > 0
+        {
+            tracing::error!(
+                credentials = self.count,
+                root_key_id = %ours,
+                database_key_id = %current,
+                "this process's root key is stale: the database was re-keyed and the previous \
+                 key retired; these SQLite credentials fail closed until stowage restarts \
+                 with the new key"
+            );
+        }
     }
 }
 

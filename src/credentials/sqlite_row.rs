@@ -8,15 +8,18 @@ use time::OffsetDateTime;
 use super::model::{Credential, CredentialSource, Scope};
 use super::seal;
 use super::sqlite_types::{CredentialRecord, StoreError, validate_scopes};
-use crate::secret::{RootKey, SecretKey};
+use crate::secret::{RootKey, SecretBytes, SecretKey};
 
 /// Columns in the order [`Row::from_sql`] reads them.
 pub(super) const SELECT_ROW: &str = "SELECT access_key_id, secret_sealed, backend, scopes, \
-     description, enabled, expires_at, created_at, updated_at FROM credentials";
+     description, enabled, expires_at, created_at, updated_at, secret_sealed_prev FROM credentials";
 
 pub(super) struct Row {
     pub access_key_id: String,
     pub secret_sealed: Vec<u8>,
+    /// The ciphertext under the previous root key, kept by a rotation until the first
+    /// process with the new key opens the database (see [`super::rotate`]).
+    pub secret_sealed_prev: Option<Vec<u8>>,
     backend: String,
     scopes: String,
     description: String,
@@ -48,6 +51,7 @@ impl Row {
             expires_at: r.get(6)?,
             created_at: r.get(7)?,
             updated_at: r.get(8)?,
+            secret_sealed_prev: r.get(9)?,
         })
     }
 
@@ -91,9 +95,20 @@ impl Row {
         })
     }
 
+    /// The secret under `root`: the current ciphertext, or the one a rotation kept for
+    /// processes that still run with the previous key.
+    pub(super) fn open_secret(&self, root: &RootKey) -> Result<SecretBytes, StoreError> {
+        let ak = &self.access_key_id;
+        seal::open(root, ak, &self.secret_sealed)
+            .or_else(|e| match &self.secret_sealed_prev {
+                Some(prev) => seal::open(root, ak, prev),
+                None => Err(e),
+            })
+            .map_err(|_| StoreError::Unseal(ak.clone()))
+    }
+
     pub(super) fn into_credential(self, root: &RootKey) -> Result<Credential, StoreError> {
-        let plain = seal::open(root, &self.access_key_id, &self.secret_sealed)
-            .map_err(|_| StoreError::Unseal(self.access_key_id.clone()))?;
+        let plain = self.open_secret(root)?;
         let text = std::str::from_utf8(&plain).map_err(|_| self.corrupt("secret is not UTF-8"))?;
         Ok(Credential {
             secret: SecretKey::new(text),

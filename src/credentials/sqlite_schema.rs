@@ -27,16 +27,24 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0002_quotas.sql"),
     ),
     (
-        "0003_browser",
-        include_str!("../../migrations/0003_browser.sql"),
+        "0003_audit",
+        include_str!("../../migrations/0003_audit.sql"),
+    ),
+    (
+        "0004_root_key_rotation",
+        include_str!("../../migrations/0004_root_key_rotation.sql"),
+    ),
+    (
+        "0005_browser",
+        include_str!("../../migrations/0005_browser.sql"),
     ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pseudo access key id the root-key check value is sealed under; it cannot
 /// collide with a real one (`<` is not allowed in access key ids).
-const KEY_CHECK_AK: &str = "<root-key-check>";
-const KEY_CHECK_PLAINTEXT: &[u8] = b"stowage root key check v1";
+pub(super) const KEY_CHECK_AK: &str = "<root-key-check>";
+pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"stowage root key check v1";
 
 /// The write connection: creates the file, switches to WAL, migrates, checks the key.
 pub(super) fn open_writer(path: &Path, root: &RootKey) -> Result<Connection, StoreError> {
@@ -121,7 +129,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
@@ -155,10 +163,17 @@ fn verify_root_key(conn: &mut Connection, root: &RootKey) -> Result<(), StoreErr
         meta_get(&tx, "root_key_check")?,
     ) {
         (Some(id), Some(check)) => {
-            let opened = hex::decode(check)
-                .ok()
-                .and_then(|c| seal::open(root, KEY_CHECK_AK, &c).ok());
-            if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAINTEXT) {
+            if opens_check(root, &check) {
+                // The first open with the key a rotation installed retires the old one.
+                super::rotate::retire_previous_key(&tx)?;
+            } else if meta_get(&tx, super::rotate::PREV_CHECK)?
+                .is_some_and(|prev| opens_check(root, &prev))
+            {
+                return Err(StoreError::StaleRootKey {
+                    given: root.key_id(),
+                    current: id,
+                });
+            } else {
                 return Err(mismatch(id));
             }
         }
@@ -169,7 +184,7 @@ fn verify_root_key(conn: &mut Connection, root: &RootKey) -> Result<(), StoreErr
                 .query_row(&format!("{SELECT_ROW} LIMIT 1"), [], Row::from_sql)
                 .optional()?;
             if let Some(row) = sample
-                && seal::open(root, &row.access_key_id, &row.secret_sealed).is_err()
+                && row.open_secret(root).is_err()
             {
                 return Err(mismatch(id.unwrap_or_else(|| "unknown".into())));
             }
@@ -182,6 +197,14 @@ fn verify_root_key(conn: &mut Connection, root: &RootKey) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Whether the hex `check` value opens under `root` to the check plaintext.
+pub(super) fn opens_check(root: &RootKey, check: &str) -> bool {
+    let opened = hex::decode(check)
+        .ok()
+        .and_then(|c| seal::open(root, KEY_CHECK_AK, &c).ok());
+    opened.as_deref().map(Vec::as_slice) == Some(KEY_CHECK_PLAINTEXT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +212,7 @@ mod tests {
 
     /// Applied migrations must never change: a database that already ran one would
     /// silently diverge from a fresh one. Add a new file (and its hash here) instead.
-    const PINNED: [(&str, &str); 2] = [
+    const PINNED: [(&str, &str); 5] = [
         (
             "0001_credentials",
             "516ab5e786906310730b05d391b14d75aa6bec22f30050300f745dbd6a29cd5f",
@@ -197,6 +220,18 @@ mod tests {
         (
             "0002_quotas",
             "81db7b14c4cb2c8e9ad10ed479b06fd507f37447f7b8144e28431b5445578b76",
+        ),
+        (
+            "0003_audit",
+            "d0db82eb746108c939ae3d4bac0febeaa2368844dc5acf98d922d6f51ddd18ae",
+        ),
+        (
+            "0004_root_key_rotation",
+            "87bc35acb14bca12991194f580cde221c817838f82b337b9f07f68bd40b717f2",
+        ),
+        (
+            "0005_browser",
+            "e9804d6ad4129d522486bd61fe3a1ee7cb3316c8bd504cc2d97092a34ec5c629",
         ),
     ];
 

@@ -47,6 +47,12 @@ pub enum StoreError {
     )]
     RootKeyMismatch { given: String, expected: String },
     #[error(
+        "the root key (key id {given}) is the one this database was rotated away from; \
+         it now uses key id {current}: point database.secret_key_file (or \
+         STOWAGE_SECRET_KEY) at the new key"
+    )]
+    StaleRootKey { given: String, current: String },
+    #[error(
         "database schema version {found} is newer than this build of stowage supports \
          ({supported}); upgrade stowage"
     )]

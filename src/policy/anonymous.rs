@@ -37,9 +37,8 @@ pub const ALLOWED: &[(S3Operation, &[&str])] = &[
 /// # Errors
 /// `AccessDenied` naming no detail beyond the rule.
 pub fn check(op: S3Operation, raw_query: Option<&str>) -> Result<(), S3Error> {
-    let denied = || {
-        S3Error::AccessDenied("Anonymous access allows only object reads and listing.".into())
-    };
+    let denied =
+        || S3Error::AccessDenied("Anonymous access allows only object reads and listing.".into());
     let (_, params) = ALLOWED.iter().find(|(o, _)| *o == op).ok_or_else(denied)?;
     for (name, _) in query_pairs(raw_query.unwrap_or("")) {
         // `x-id` is the SDKs' operation hint; it changes nothing.
@@ -66,7 +65,12 @@ mod tests {
         ("GET", "/pub", "prefix=a&delimiter=/&marker=x", true),
         ("HEAD", "/pub", "", true),
         ("GET", "/pub/a.png", "versionId=3", false),
-        ("GET", "/pub/a.png", "response-content-type=text/html", false),
+        (
+            "GET",
+            "/pub/a.png",
+            "response-content-type=text/html",
+            false,
+        ),
         ("GET", "/pub/a.png", "acl", false),
         ("GET", "/pub/a.png", "tagging", false),
         ("GET", "/pub/a.png", "attributes", false),

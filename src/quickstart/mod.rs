@@ -82,6 +82,8 @@ fn config_text(opts: &QuickstartOptions, upstream_endpoint: &str) -> String {
         opts.listen
     );
     let _ = writeln!(s, "[admin]\nlisten = \"{}\"\n", opts.admin_listen);
+    // Nothing balances load in front of a quickstart: Ctrl-C need not wait for one.
+    let _ = writeln!(s, "[server]\ndrain_delay = \"0s\"\n");
     let _ = writeln!(
         s,
         "[database]\npath = \"stowage.db\"\nsecret_key_file = \"stowage.key\"\n"

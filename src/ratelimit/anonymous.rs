@@ -89,7 +89,9 @@ mod tests {
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         assert!(l.check("public", ip, 2.0).is_ok());
         assert!(l.check("public", ip, 2.0).is_ok());
-        let t = l.check("public", ip, 2.0).expect_err("third in the same second");
+        let t = l
+            .check("public", ip, 2.0)
+            .expect_err("third in the same second");
         assert_eq!(t.scope, LimitScope::Ip);
         assert!(l.check("public", other, 2.0).is_ok(), "another address");
         assert!(l.check("assets", ip, 2.0).is_ok(), "another bucket");

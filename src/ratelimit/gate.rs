@@ -15,7 +15,18 @@ pub fn claims_known_key(
     query: Option<&str>,
     creds: &dyn CredentialLookup,
 ) -> bool {
-    claimed_access_key(headers, query).is_some_and(|ak| creds.lookup(&ak).is_some())
+    known_claimed_key(headers, query, creds).is_some()
+}
+
+/// The access key id the request claims (Authorization header or presign query), when
+/// it names a credential `creds` knows; nothing is verified.
+#[must_use]
+pub fn known_claimed_key(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    creds: &dyn CredentialLookup,
+) -> Option<String> {
+    claimed_access_key(headers, query).filter(|ak| creds.lookup(ak).is_some())
 }
 
 fn claimed_access_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {

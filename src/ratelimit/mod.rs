@@ -58,7 +58,7 @@ use std::time::Duration;
 
 use prometheus::IntCounterVec;
 
-pub use gate::claims_known_key;
+pub use gate::{claims_known_key, known_claimed_key};
 pub use local::LocalLimits;
 
 use crate::config::ProxyConfig;

@@ -27,7 +27,9 @@ pub(super) fn preflight(
     parts: &Parts,
     route: &Route,
 ) -> Result<Response<ResponseBody>, S3Error> {
-    state.rate_limits.before_auth(ex.client_ip, false)?;
+    state
+        .rate_limits
+        .check(crate::ratelimit::Subject::SourceIp(ex.client_ip))?;
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let (Some(origin), Some(method)) = (header("origin"), header("access-control-request-method"))
     else {
@@ -36,7 +38,10 @@ pub(super) fn preflight(
         ));
     };
     let requested = cors::requested_headers(&parts.headers);
-    let rules = route.bucket.as_deref().and_then(|b| state.cors.for_bucket(b));
+    let rules = route
+        .bucket
+        .as_deref()
+        .and_then(|b| state.cors.for_bucket(b));
     let rule = rules
         .as_ref()
         .and_then(|c| c.matching(origin, method, &requested))
@@ -78,7 +83,11 @@ pub(super) fn anonymous(
     if !state.anonymous_enabled || carries_credentials(parts) {
         return Ok(None);
     }
-    let Some(binding) = route.bucket.as_deref().and_then(|b| state.bindings.for_bucket(b)) else {
+    let Some(binding) = route
+        .bucket
+        .as_deref()
+        .and_then(|b| state.bindings.for_bucket(b))
+    else {
         return Ok(None);
     };
     if binding.mode == AnonymousMode::None {
@@ -107,7 +116,12 @@ fn rules_for(state: &ProxyState, ex: &Exchange) -> Option<CorsConfiguration> {
 /// Last step, on every answer: the upstream's CORS headers out, ours in when the
 /// request's `Origin` matches a rule of the bucket (errors included, so a script can
 /// read why it failed).
-pub(super) fn decorate(state: &ProxyState, ex: &Exchange, origin: Option<&str>, headers: &mut HeaderMap) {
+pub(super) fn decorate(
+    state: &ProxyState,
+    ex: &Exchange,
+    origin: Option<&str>,
+    headers: &mut HeaderMap,
+) {
     cors::strip_upstream(headers);
     let Some(origin) = origin else { return };
     if ex.method == Method::OPTIONS || state.cors.is_empty() {

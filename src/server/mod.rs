@@ -1,6 +1,8 @@
 //! The S3-facing server: the listener, the request pipeline ([`stack`]), and the
 //! response edge (error rendering, upstream-error sanitising, byte counting).
 
+mod account;
+pub mod browser;
 pub mod client_ip;
 pub mod form;
 pub mod listener;

@@ -175,6 +175,11 @@ pub(super) async fn forward_form(
     bucket: &str,
 ) -> Result<Response<ResponseBody>, S3Error> {
     let (upload, head) = check_form(state, ex, parts, &mut body, bucket).await?;
+    let cred = &upload.verified.credential;
+    ex.access_key = Some(cred.access_key_id.clone());
+    ex.source = crate::audit::AuditSource::of(&cred.source);
+    ex.backend = Some(cred.backend.clone());
+    ex.key.clone_from(&upload.route.key);
     state
         .rate_limits
         .admit(&upload.verified.credential.access_key_id)?;

@@ -194,29 +194,70 @@ pub fn upstream_error_response(
     resp
 }
 
-/// Counts body bytes as they pass and runs `on_done` once, when the body ends or is
-/// dropped (client went away).
+/// How a response body ended, for the exchange's audit row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyEnd {
+    /// Body bytes handed to the connection.
+    pub bytes: u64,
+    pub how: BodyEndKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEndKind {
+    /// Every byte was produced.
+    Complete,
+    /// The inner body failed (the upstream broke off mid-stream).
+    Failed,
+    /// Dropped before its end: the client went away.
+    Abandoned,
+}
+
+type OnDone = Box<dyn FnOnce(BodyEnd) + Send>;
+
+/// Counts body bytes as they pass and runs `on_done` once, when the body ends, fails,
+/// or is dropped (client went away).
 pub struct CountingBody<B> {
     inner: B,
     counter: IntCounter,
-    on_done: Option<Box<dyn FnOnce() + Send>>,
+    bytes: u64,
+    /// The inner body said it is at its end (hyper may then drop it unpolled).
+    end_seen: bool,
+    on_done: Option<OnDone>,
+}
+
+impl<B: Body> CountingBody<B> {
+    pub fn new(inner: B, counter: IntCounter, on_done: OnDone) -> Self {
+        Self {
+            end_seen: inner.is_end_stream(),
+            inner,
+            counter,
+            bytes: 0,
+            on_done: Some(on_done),
+        }
+    }
 }
 
 impl<B> CountingBody<B> {
-    pub fn new(inner: B, counter: IntCounter, on_done: Box<dyn FnOnce() + Send>) -> Self {
-        Self {
-            inner,
-            counter,
-            on_done: Some(on_done),
+    fn done(&mut self, how: BodyEndKind) {
+        if let Some(f) = self.on_done.take() {
+            f(BodyEnd {
+                bytes: self.bytes,
+                how,
+            });
         }
     }
 }
 
 impl<B> Drop for CountingBody<B> {
     fn drop(&mut self) {
-        if let Some(f) = self.on_done.take() {
-            f();
-        }
+        // hyper drops a body that says it is at its end without polling it again
+        // (HEAD, empty and fixed-length bodies): that one is complete, not abandoned.
+        let how = if self.end_seen {
+            BodyEndKind::Complete
+        } else {
+            BodyEndKind::Abandoned
+        };
+        self.done(how);
     }
 }
 
@@ -235,15 +276,19 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
-                    this.counter.inc_by(d.len() as u64);
+                    let n = d.len() as u64;
+                    this.counter.inc_by(n);
+                    this.bytes += n;
                 }
+                this.end_seen = this.inner.is_end_stream();
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                this.done(BodyEndKind::Failed);
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => {
-                if let Some(f) = this.on_done.take() {
-                    f();
-                }
+                this.done(BodyEndKind::Complete);
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

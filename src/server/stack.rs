@@ -13,24 +13,25 @@ use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::account::finish;
 use super::client_ip::{client_ip, forwarded_proto};
 use super::listener::ResponseBody;
 use super::quota_step::{admit as admit_quota, drain_refused, settle as settle_quota};
 use super::response::{
-    CountingBody, error_response, read_bounded, set_request_id, upstream_error_response,
-    view_upstream_error,
+    error_response, read_bounded, set_request_id, upstream_error_response, view_upstream_error,
 };
 use super::special::{
     check_acl_headers, check_delete_keys, complete_multipart_response, synthesize_list_buckets,
 };
 use super::state::ProxyState;
+use crate::audit::{AuditSource, unix_ms};
 use crate::auth::body::{BodyHandle, BodyLimits, verify_body};
 use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
 use crate::policy::operation::{S3Operation, classify};
 use crate::policy::route::{Route, encode_path, route};
 use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
-use crate::ratelimit::claims_known_key;
+use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
@@ -46,6 +47,20 @@ pub(super) struct Exchange {
     pub(super) is_head: bool,
     /// The peer, or the right-most untrusted X-Forwarded-For hop behind a trusted proxy.
     pub(super) client_ip: IpAddr,
+    // For the audit row: filled in as the pipeline learns them.
+    /// Unix milliseconds when the request head arrived.
+    pub(super) started_ms: i64,
+    /// Verified, or claimed by a failed authentication when it names a known key.
+    pub(super) access_key: Option<String>,
+    pub(super) source: AuditSource,
+    pub(super) bucket: Option<String>,
+    pub(super) key: Option<String>,
+    /// Request body bytes released to the upstream.
+    pub(super) bytes_in: u64,
+    /// The credential's (or anonymous binding's) backend, once known: whose CORS
+    /// rules apply to the answer.
+    pub(super) backend: Option<String>,
+    pub(super) method: Method,
 }
 
 /// Serve one S3 request. Never fails: errors are rendered as S3 XML here.
@@ -76,13 +91,23 @@ pub async fn handle(
         },
         is_head: req.method() == Method::HEAD,
         client_ip: client_ip(peer.ip(), req.headers(), &state.trusted_proxies),
+        started_ms: unix_ms(time::OffsetDateTime::now_utc()),
+        access_key: None,
+        source: AuditSource::None,
+        bucket: None,
+        key: None,
+        bytes_in: 0,
+        backend: None,
+        method: req.method().clone(),
     };
+    let origin = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     state.metrics.inflight.inc();
-    let (resp, outcome) = match pipeline(&state, &mut ex, req).await {
-        Ok(resp) => {
-            let outcome = outcome_label(resp.status());
-            (resp, outcome)
-        }
+    let mut resp = match pipeline(&state, &mut ex, req).await {
+        Ok(resp) => resp,
         Err(err) => {
             // Rate-limit refusals come in floods; the counter records them, not the log.
             if err.status().is_server_error() && !matches!(err, S3Error::RateLimited { .. }) {
@@ -90,12 +115,12 @@ pub async fn handle(
             } else {
                 tracing::debug!(request_id = %ex.request_id, operation = ex.operation.name(), code = err.code(), "request refused");
             }
-            let resp = error_response(&err, &ex.resource, &ex.request_id, ex.is_head);
-            let outcome = outcome_label(resp.status());
-            (resp, outcome)
+            error_response(&err, &ex.resource, &ex.request_id, ex.is_head)
         }
     };
-    finish(&state, &ex, resp, outcome, started)
+    // CORS: the upstream's headers out, the bucket's rules in (errors included).
+    super::browser::decorate(&state, &ex, origin.as_deref(), resp.headers_mut());
+    finish(&state, ex, resp, started)
 }
 
 /// The pipeline proper. Returns the response to stream, or the error to render.
@@ -118,6 +143,14 @@ async fn pipeline(
         .and_then(|h| h.to_str().ok());
     let route = route(host, parts.uri.path(), &state.host_suffixes)?;
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
+    ex.bucket.clone_from(&route.bucket);
+    ex.key.clone_from(&route.key);
+
+    //    A CORS preflight is answered from the bucket's rules, before authentication
+    //    (browsers send no credentials on it).
+    if parts.method == Method::OPTIONS {
+        return super::browser::preflight(state, ex, &parts, &route);
+    }
 
     //    A browser form upload authenticates with its POST policy, inside the body:
     //    the same steps in the same order, in `post_object`.
@@ -128,34 +161,18 @@ async fn pipeline(
     }
 
     // 3. Authenticate exactly once; everything after takes the VerifiedRequest.
-    //    A request naming no known key is charged to its source address first and
-    //    refused before any signature work when that address is over its limit; one
-    //    naming a known key pays only if verification fails (crate::ratelimit).
-    let names_known_key = claims_known_key(&parts.headers, parts.uri.query(), state.cache.as_ref());
-    let ip_charge = state
-        .rate_limits
-        .before_auth(ex.client_ip, names_known_key)?;
-    let verified = authenticate(
-        &parts,
-        state.cache.as_ref(),
-        &state.keys,
-        &state.auth,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&[e.reason()])
-            .inc();
-        match state
-            .rate_limits
-            .after_auth_failure(ex.client_ip, ip_charge)
-        {
-            Some(throttled) => S3Error::from(throttled),
-            None => S3Error::from(e),
+    //    An unsigned read of a bucket with an anonymous binding (when
+    //    `s3_proxy.anonymous_enabled`) gets a read-only identity instead, after the
+    //    anonymous allowlist and its source-address limits; a request that carries any
+    //    credential never takes that path.
+    let verified = match super::browser::anonymous(state, ex, &parts, &route)? {
+        Some(v) => {
+            ex.source = AuditSource::Anonymous;
+            v
         }
-    })?;
+        None => authenticate_signed(state, ex, &parts)?,
+    };
+    ex.backend = Some(verified.credential.backend.clone());
 
     // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
     let copy_source = copy_source_from_headers(&parts.headers)?;
@@ -180,9 +197,12 @@ async fn pipeline(
     check_acl_headers(&verified, &route, &parts.headers)?;
 
     // 5. Rate limits: the access key's bucket, then the global one (crate::ratelimit).
-    state
-        .rate_limits
-        .admit(&verified.credential.access_key_id)?;
+    //    Anonymous requests were admitted by their address in step 3.
+    if verified.location != crate::auth::AuthLocation::Anonymous {
+        state
+            .rate_limits
+            .admit(&verified.credential.access_key_id)?;
+    }
 
     // 6. Quota admission (buckets with a limit only): what the write may add or free
     //    is planned and reserved before any body byte is read. The listener answers
@@ -238,7 +258,8 @@ async fn pipeline(
         .bytes_in
         .with_label_values(&[ex.operation.name()]);
     if let Some(h) = &body_handle {
-        in_counter.inc_by(h.bytes_released());
+        ex.bytes_in = h.bytes_released();
+        in_counter.inc_by(ex.bytes_in);
         if let Some(err) = h.failure() {
             state
                 .metrics
@@ -261,6 +282,46 @@ async fn pipeline(
     //    the quota reservation into usage (a 2xx) or release it (anything else).
     let resp = stream_back(state, ex, backend, upstream).await;
     Ok(settle_quota(state, ex, quota, resp).await)
+}
+
+/// Step 3 for signed requests (header or presigned query).
+fn authenticate_signed(
+    state: &ProxyState,
+    ex: &mut Exchange,
+    parts: &Parts,
+) -> Result<VerifiedRequest, S3Error> {
+    //    A request naming no known key is charged to its source address first and
+    //    refused before any signature work when that address is over its limit; one
+    //    naming a known key pays only if verification fails (crate::ratelimit).
+    let known_key = known_claimed_key(&parts.headers, parts.uri.query(), state.cache.as_ref());
+    let ip_charge = state
+        .rate_limits
+        .before_auth(ex.client_ip, known_key.is_some())?;
+    ex.access_key = known_key;
+    let verified = authenticate(
+        parts,
+        state.cache.as_ref(),
+        &state.keys,
+        &state.auth,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| {
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&[e.reason()])
+            .inc();
+        match state
+            .rate_limits
+            .after_auth_failure(ex.client_ip, ip_charge)
+        {
+            Some(throttled) => S3Error::from(throttled),
+            None => S3Error::from(e),
+        }
+    })?;
+    ex.access_key = Some(verified.credential.access_key_id.clone());
+    ex.source = AuditSource::of(&verified.credential.source);
+    Ok(verified)
 }
 
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {
@@ -443,39 +504,6 @@ pub(super) async fn stream_back(
     let mut resp = Response::from_parts(parts, body);
     set_request_id(&mut resp, &ex.request_id);
     resp
-}
-
-fn finish(
-    state: &ProxyState,
-    ex: &Exchange,
-    resp: Response<ResponseBody>,
-    outcome: &'static str,
-    started: Instant,
-) -> Response<ResponseBody> {
-    let op = ex.operation.name();
-    state
-        .metrics
-        .requests
-        .with_label_values(&[op, outcome])
-        .inc();
-    let metrics_duration = state.metrics.duration.with_label_values(&[op]);
-    let inflight = state.metrics.inflight.clone();
-    let counter = state.metrics.bytes_out.with_label_values(&[op]);
-    let (parts, body) = resp.into_parts();
-    let done = Box::new(move || {
-        metrics_duration.observe(started.elapsed().as_secs_f64());
-        inflight.dec();
-    });
-    Response::from_parts(parts, CountingBody::new(body, counter, done).boxed_unsync())
-}
-
-fn outcome_label(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        0..=399 => "ok",
-        401 | 403 => "denied",
-        400..=499 => "client_error",
-        _ => "server_error",
-    }
 }
 
 fn new_request_id() -> String {

@@ -46,4 +46,6 @@ pub struct ProxyState {
     pub bindings: Arc<crate::credentials::anonymous::BindingCache>,
     /// `s3_proxy.anonymous_enabled`: the cluster-wide switch for anonymous access.
     pub anonymous_enabled: bool,
+    /// The audit queue (`None` when `audit.enabled = false`).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }

@@ -73,6 +73,7 @@ pub struct Harness {
     admin_secret_key: String,
     root_key: [u8; 32],
     db_path: PathBuf,
+    config: Config,
     dir: TempDir,
 }
 
@@ -115,6 +116,7 @@ impl Harness {
             admin_secret_key: sk,
             root_key,
             db_path: config.database.path.clone(),
+            config,
             dir,
         };
         if kind == UpstreamKind::S3sFs {
@@ -284,6 +286,45 @@ impl Harness {
         metric_value(&self.metrics_text(), name, labels)
     }
 
+    /// The proxy's SQLite database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Start shutting the proxy down in the background (the harness keeps the
+    /// upstream); the handle resolves when `Running::shutdown` returns.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        let r = self.running.take().expect("the proxy is running");
+        tokio::spawn(r.shutdown())
+    }
+
+    /// Stop the proxy and start it again on the same database and config with the
+    /// root key `key` (the upstream keeps running).
+    pub async fn restart_with_key(&mut self, key: [u8; 32]) -> anyhow::Result<()> {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = stowage::app::start(&self.config, RootKey::from_bytes(key)).await?;
+        self.root_key = key;
+        self.s3_addr = running.s3_addr;
+        self.admin_addr = running.admin_addr;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    /// A config file naming the harness database, for the `stowage` binary's commands
+    /// (pass the root key as `STOWAGE_SECRET_KEY`).
+    pub fn write_cli_config(&self) -> PathBuf {
+        let path = self.dir.path().join("cli.toml");
+        let text = format!(
+            "[database]\npath = {:?}\nsecret_key_file = {:?}\n",
+            self.db_path.display().to_string(),
+            self.dir.path().join("unused.key").display().to_string()
+        );
+        std::fs::write(&path, text).expect("write cli config");
+        path
+    }
+
     /// Stop the proxy (the upstream stops when the harness drops).
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
@@ -333,6 +374,7 @@ fn proxy_config(dir: &Path, endpoint: &str, ak: &str, sk: &str) -> Config {
     config.admin.listen = "127.0.0.1:0".parse().expect("addr");
     config.s3_proxy.host_suffixes = vec!["localhost".to_owned()];
     config.server.shutdown_timeout = Duration::from_secs(2);
+    config.server.drain_delay = Duration::ZERO;
     config.database.path = dir.join("stowage.db");
     config.database.secret_key_file = dir.join("stowage.key");
     config.backends = vec![Backend {

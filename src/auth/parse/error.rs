@@ -104,9 +104,11 @@ impl From<AuthError> for S3Error {
             AuthError::ScopeDate(AuthLocation::Header) => {
                 Self::AuthorizationHeaderMalformed(Cow::Borrowed(SCOPE_DATE))
             }
-            AuthError::ScopeDate(AuthLocation::Form | AuthLocation::Anonymous) => Self::InvalidArgument(Cow::Borrowed(
-                "Invalid credential date. Date is not the same as x-amz-date.",
-            )),
+            AuthError::ScopeDate(AuthLocation::Form | AuthLocation::Anonymous) => {
+                Self::InvalidArgument(Cow::Borrowed(
+                    "Invalid credential date. Date is not the same as x-amz-date.",
+                ))
+            }
             AuthError::ScopeDate(AuthLocation::Query) => {
                 Self::AuthorizationQueryParametersError(Cow::Borrowed(SCOPE_DATE))
             }

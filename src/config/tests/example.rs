@@ -21,6 +21,7 @@ fn example_file_parses_and_shows_the_real_defaults() {
     assert_eq!(parsed.log, defaults.log);
     assert_eq!(parsed.quotas, defaults.quotas);
     assert_eq!(parsed.upstream, defaults.upstream);
+    assert_eq!(parsed.audit, defaults.audit);
     assert_eq!(parsed.backends.len(), 1);
     assert_eq!(parsed.backends[0].region, crate::config::DEFAULT_REGION);
     parsed

@@ -1,6 +1,7 @@
 //! Unit tests of the configuration layer, by theme.
 
 mod admin;
+mod audit;
 mod backends;
 mod env;
 mod example;

@@ -1,4 +1,4 @@
--- 0003: what browser-facing S3 needs: per-bucket CORS rules and anonymous read
+-- 0005: what browser-facing S3 needs: per-bucket CORS rules and anonymous read
 -- bindings, both set with the CLI or the admin API.
 --
 -- Append-only: once released, never edit this file. Times are Unix milliseconds.
