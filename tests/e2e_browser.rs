@@ -248,3 +248,8 @@ async fn a_malformed_or_truncated_form_leaves_no_object() {
     );
     h.shutdown().await;
 }
+
+#[path = "e2e_browser/anonymous.rs"]
+mod anonymous;
+#[path = "e2e_browser/cors.rs"]
+mod cors;

@@ -385,8 +385,19 @@ async fn limit_becomes(k: &Kube, key: &BucketKey, want: (Limits, LimitSource)) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_anonymous_binding_secret_reaches_the_binding_cache() {
-    let k = start().await;
+async fn an_anonymous_binding_secret_serves_unsigned_reads_through_the_proxy_until_deleted() {
+    let k = start_prepared(|_| {}, |c| c.s3_proxy.anonymous_enabled = true).await;
+    k.wait_ready().await;
+    k.h.put_upstream(BUCKET, "public.txt", b"hello anyone")
+        .await;
+    let url = format!("http://{}/{BUCKET}/public.txt", k.h.s3_addr);
+    let get = || async {
+        reqwest::get(&url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(get().await, 403, "not bound yet");
     let binding = common::fake_apiserver::secret(
         "anon-team-public",
         "anonymous-binding",
@@ -398,13 +409,22 @@ async fn an_anonymous_binding_secret_reaches_the_binding_cache() {
         ],
     );
     k.fake.upsert(binding);
-    let bindings = &k.h.running().bindings;
-    eventually("the binding is cached", || async {
-        bindings.for_bucket(BUCKET).is_some()
+    eventually("the unsigned GET is served", || async {
+        get().await == 200
     })
     .await;
+    let body = reqwest::get(&url)
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"hello anyone");
     assert!(k.fake.delete("anon-team-public"));
-    eventually("the binding is gone", || async { bindings.is_empty() }).await;
+    eventually("the unsigned GET is refused again", || async {
+        get().await == 403
+    })
+    .await;
     k.shutdown().await;
 }
 

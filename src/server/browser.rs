@@ -14,7 +14,6 @@ use crate::auth::VerifiedRequest;
 use crate::cors::{self, CorsConfiguration};
 use crate::credentials::anonymous::AnonymousMode;
 use crate::error::S3Error;
-use crate::policy::operation::S3Operation;
 use crate::policy::route::Route;
 use crate::quota::BucketKey;
 
@@ -122,9 +121,13 @@ pub(super) fn decorate(
     origin: Option<&str>,
     headers: &mut HeaderMap,
 ) {
+    if ex.method == Method::OPTIONS {
+        // A preflight's answer is the proxy's own, never forwarded.
+        return;
+    }
     cors::strip_upstream(headers);
     let Some(origin) = origin else { return };
-    if ex.method == Method::OPTIONS || state.cors.is_empty() {
+    if state.cors.is_empty() {
         return;
     }
     if let Some(rules) = rules_for(state, ex)
@@ -132,10 +135,4 @@ pub(super) fn decorate(
     {
         cors::apply(headers, rule, origin, None);
     }
-}
-
-/// Operations whose answer carries object bytes or listings (for the docs/tests).
-#[must_use]
-pub fn is_read(op: S3Operation) -> bool {
-    matches!(op, S3Operation::GetObject | S3Operation::HeadObject)
 }
