@@ -119,20 +119,7 @@ pub(super) async fn check_form(
         &state.auth,
         now,
     )
-    .map_err(|e| {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&[e.reason()])
-            .inc();
-        match state
-            .rate_limits
-            .after_auth_failure(ex.client_ip, ip_charge)
-        {
-            Some(throttled) => S3Error::from(throttled),
-            None => S3Error::from(e),
-        }
-    })?;
+    .map_err(|e| super::stack::auth_refusal(state, ex.client_ip, ip_charge, e))?;
     policy
         .check(&head.fields, bucket, file_len, now)
         .map_err(policy_error)?;

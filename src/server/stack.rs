@@ -305,23 +305,29 @@ fn authenticate_signed(
         &state.auth,
         time::OffsetDateTime::now_utc(),
     )
-    .map_err(|e| {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&[e.reason()])
-            .inc();
-        match state
-            .rate_limits
-            .after_auth_failure(ex.client_ip, ip_charge)
-        {
-            Some(throttled) => S3Error::from(throttled),
-            None => S3Error::from(e),
-        }
-    })?;
+    .map_err(|e| auth_refusal(state, ex.client_ip, ip_charge, e))?;
     ex.access_key = Some(verified.credential.access_key_id.clone());
     ex.source = AuditSource::of(&verified.credential.source);
     Ok(verified)
+}
+
+/// A failed authentication: counted by reason, and answered `SlowDown` instead when
+/// the source address is over its limit for failures.
+pub(super) fn auth_refusal(
+    state: &ProxyState,
+    ip: IpAddr,
+    charge: crate::ratelimit::IpCharge,
+    e: crate::auth::parse::AuthError,
+) -> S3Error {
+    state
+        .metrics
+        .auth_failures
+        .with_label_values(&[e.reason()])
+        .inc();
+    match state.rate_limits.after_auth_failure(ip, charge) {
+        Some(throttled) => S3Error::from(throttled),
+        None => S3Error::from(e),
+    }
 }
 
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {
