@@ -30,6 +30,8 @@ pub const DEMO_BUCKET: &str = "demo";
 const UPSTREAM_ACCESS_KEY_FILE: &str = "upstream-access-key";
 const UPSTREAM_SECRET_FILE: &str = "upstream-secret-key";
 const DEMO_KEY_FILE: &str = "demo-access-key";
+/// The admin page's token (`admin.token_file`), created once with mode 0600.
+const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Run until Ctrl-C.
 ///
@@ -42,6 +44,7 @@ pub async fn run(opts: &QuickstartOptions) -> anyhow::Result<()> {
         random_text(20, true)
     })?;
     let upstream_sk = read_or_create(&dir.join(UPSTREAM_SECRET_FILE), || random_text(40, false))?;
+    let admin_token = read_or_create(&dir.join(ADMIN_TOKEN_FILE), || random_text(32, false))?;
     let objects = dir.join("objects");
     std::fs::create_dir_all(objects.join(DEMO_BUCKET))?;
     let up =
@@ -60,7 +63,7 @@ pub async fn run(opts: &QuickstartOptions) -> anyhow::Result<()> {
     let running = crate::app::start(&config, root).await?;
     let (ak, sk) = demo_credential(&running.store, dir)?;
     running.store.reload_into(&running.cache)?;
-    print_banner(opts, &config_path, &ak, sk.expose());
+    print_banner(opts, &config_path, &ak, sk.expose(), &admin_token);
 
     crate::app::wait_for_signal().await;
     eprintln!("\nshutting down…");
@@ -81,7 +84,11 @@ fn config_text(opts: &QuickstartOptions, upstream_endpoint: &str) -> String {
         "[s3_proxy]\nlisten = \"{}\"\nhost_suffixes = [\"localhost\"]\n",
         opts.listen
     );
-    let _ = writeln!(s, "[admin]\nlisten = \"{}\"\n", opts.admin_listen);
+    let _ = writeln!(
+        s,
+        "[admin]\nlisten = \"{}\"\ntoken_file = \"{ADMIN_TOKEN_FILE}\"\n",
+        opts.admin_listen
+    );
     // Nothing balances load in front of a quickstart: Ctrl-C need not wait for one.
     let _ = writeln!(s, "[server]\ndrain_delay = \"0s\"\n");
     let _ = writeln!(
@@ -121,7 +128,7 @@ fn demo_credential(
     Ok((ak, sk))
 }
 
-fn print_banner(opts: &QuickstartOptions, config_path: &Path, ak: &str, sk: &str) {
+fn print_banner(opts: &QuickstartOptions, config_path: &Path, ak: &str, sk: &str, token: &str) {
     let port = opts.listen.port();
     // A closed stdout (the reader went away) must not take the running proxy down, as
     // `println!` would by panicking on the broken pipe.
@@ -130,7 +137,7 @@ fn print_banner(opts: &QuickstartOptions, config_path: &Path, ak: &str, sk: &str
         out,
         "\nStowage quickstart is running.\n\
          \n  S3 proxy:  http://127.0.0.1:{port}   (bucket `{DEMO_BUCKET}` is ready)\
-         \n  admin:     http://{}/metrics\
+         \n  admin:     http://{}/admin/s3-proxy   (token: {token})\
          \n  config:    {}\
          \n\nIn another shell:\n\
          \nexport AWS_ACCESS_KEY_ID={ak}\
