@@ -53,8 +53,10 @@ pub struct Running {
     pub quota_limits: Arc<LimitCache>,
     /// Per-bucket usage and in-flight reservations (quota admission).
     pub ledger: Arc<dyn UsageLedger>,
-    /// Anonymous bindings (from Kubernetes Secrets).
+    /// Anonymous bindings (SQLite and Kubernetes Secrets).
     pub bindings: Arc<BindingCache>,
+    /// Per-bucket CORS rules, as served (reload with `cors::store::reload`).
+    pub cors: Arc<crate::cors::store::CorsCache>,
     /// The admin listener's state (install the audit query here).
     pub admin: Arc<AdminState>,
     /// The audit log (`None` when `audit.enabled = false`): queue, queries.
@@ -302,6 +304,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         quota_limits,
         ledger,
         bindings,
+        cors,
         admin,
         audit,
         upstream_health,
