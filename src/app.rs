@@ -53,9 +53,9 @@ pub struct Running {
     pub quota_limits: Arc<LimitCache>,
     /// Per-bucket usage and in-flight reservations (quota admission).
     pub ledger: Arc<dyn UsageLedger>,
-    /// Anonymous bindings (SQLite and Kubernetes).
+    /// Anonymous bindings (SQLite and Kubernetes Secrets).
     pub bindings: Arc<BindingCache>,
-    /// Per-bucket CORS rules.
+    /// Per-bucket CORS rules, as served (reload with `cors::store::reload`).
     pub cors: Arc<crate::cors::store::CorsCache>,
     /// The admin listener's state (install the audit query here).
     pub admin: Arc<AdminState>,

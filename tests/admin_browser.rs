@@ -12,17 +12,15 @@ mod common;
 #[allow(dead_code)]
 #[path = "e2e_kubernetes/support.rs"]
 mod support;
-#[path = "admin_browser/webdriver.rs"]
-mod webdriver;
 
 use std::time::Duration;
 
 use client::{TOKEN, start, within};
 use common::BUCKET;
+use common::webdriver::Driver;
 use serde_json::json;
 use stowage::credentials::cache::SourceKind;
 use support::{NS, keypair, vc};
-use webdriver::Driver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_both_sources_creates_and_disables_and_keeps_kubernetes_rows_read_only() {

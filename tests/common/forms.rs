@@ -55,8 +55,9 @@ impl Form {
         self
     }
 
-    /// The policy JSON, the multipart body, and the request to the proxy.
-    pub fn build(&self, s: &Signer, host: &str) -> Req {
+    /// Every form field in order (the signing fields, the policy and its signature,
+    /// then the extra fields); the file goes after them.
+    pub fn signed_fields(&self, s: &Signer) -> Vec<(String, String)> {
         let expiration = (s.now + self.expires_in)
             .format(&Rfc3339)
             .expect("format expiration");
@@ -94,6 +95,12 @@ impl Form {
             ),
         ];
         fields.extend(self.fields.iter().cloned());
+        fields
+    }
+
+    /// The multipart body and the request to the proxy.
+    pub fn build(&self, s: &Signer, host: &str) -> Req {
+        let fields = self.signed_fields(s);
         Req::new("POST", &format!("/{}", self.bucket), host)
             .header(
                 "content-type",

@@ -198,6 +198,39 @@ impl Driver {
         }
     }
 
+    /// The URL of the current page.
+    pub async fn current_url(&self) -> String {
+        let v = self.call(reqwest::Method::GET, "/url", None).await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Wait until the current page's URL starts with `prefix`; returns it.
+    pub async fn wait_url(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let url = self.current_url().await;
+            if url.starts_with(prefix) {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page stayed at {url:?}, not {prefix}..."
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Run `script` as an async function body in the page; it calls
+    /// `arguments[arguments.length - 1]` with its result, which is returned.
+    pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
     /// End the session (closes Chromium); the process group goes on drop.
     pub async fn quit(self) {
         let _ = self.try_call(reqwest::Method::DELETE, "", None).await;
