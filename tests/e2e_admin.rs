@@ -2,6 +2,8 @@
 //! server feeding the cache, s3s-fs upstream checking signatures), driven over HTTP with
 //! reqwest, and credentials it mints used by the real aws-sdk-s3 client.
 
+#[path = "e2e_admin/browser.rs"]
+mod browser;
 #[path = "e2e_admin/client.rs"]
 mod client;
 mod common;
