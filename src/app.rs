@@ -210,6 +210,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         store: Arc::clone(&store),
         quota_limits: Arc::clone(&quota_limits),
         ledger: Arc::clone(&ledger),
+        bindings: Arc::clone(&bindings),
         backends: config.backends.iter().map(|b| b.id.clone()).collect(),
         token: config.admin.token.clone(),
         protect_metrics: config.admin.protect_metrics,

@@ -12,6 +12,7 @@ use stowage::credentials::seal::load_root_key;
 use stowage::credentials::sqlite::{NewCredential, SqliteStore};
 
 mod main_audit;
+mod main_browser;
 mod main_key;
 mod main_quota;
 
@@ -58,6 +59,18 @@ enum Command {
     Quota {
         #[command(subcommand)]
         action: main_quota::QuotaAction,
+    },
+    /// Per-bucket CORS rules in the SQLite store (a running proxy reloads them within
+    /// `s3_proxy.credential_poll_interval`).
+    Cors {
+        #[command(subcommand)]
+        action: main_browser::CorsAction,
+    },
+    /// Anonymous (unsigned) access bindings in the SQLite store. Bindings from
+    /// Kubernetes Secrets are managed by those Secrets and shadow these per bucket.
+    Anonymous {
+        #[command(subcommand)]
+        action: main_browser::AnonymousAction,
     },
     /// The audit log in the SQLite database.
     Audit {
@@ -178,6 +191,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )),
         Command::Credentials { action } => credentials(action),
         Command::Quota { action } => main_quota::run(action),
+        Command::Cors { action } => main_browser::cors(action),
+        Command::Anonymous { action } => main_browser::anonymous(action),
         Command::Audit { action } => main_audit::run(action),
         Command::Key { action } => main_key::run(action),
         Command::Config {

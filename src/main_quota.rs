@@ -117,11 +117,18 @@ fn parse_count_flag(s: &str) -> Result<Cap, String> {
 }
 
 /// The bucket's key: `--backend`, or the config's only backend.
-fn key_of(cfg: &Config, bucket: String, backend: Option<String>) -> anyhow::Result<BucketKey> {
+pub(crate) fn key_of(
+    cfg: &Config,
+    bucket: String,
+    backend: Option<String>,
+) -> anyhow::Result<BucketKey> {
     let ids: Vec<&str> = cfg.backends.iter().map(|b| b.id.as_str()).collect();
     let backend = match (backend, ids.as_slice()) {
         (Some(b), _) if ids.contains(&b.as_str()) => b,
-        (Some(b), _) => bail!("--backend: `{b}` is not a [[backends]] id in the config"),
+        (Some(b), _) => bail!(
+            "--backend: `{b}` is not a [[backends]] id in the config (configured: {})",
+            ids.join(", ")
+        ),
         (None, [only]) => (*only).to_owned(),
         (None, _) => bail!(
             "--backend: the config has {} backends ({}); name one",

@@ -4,6 +4,8 @@
 
 #[path = "e2e_admin/audit.rs"]
 mod audit;
+#[path = "e2e_admin/browser.rs"]
+mod browser;
 #[path = "e2e_admin/client.rs"]
 mod client;
 mod common;

@@ -1,5 +1,5 @@
 //! `/api/v1`: authentication (bearer or session + CSRF), the route table, and the
-//! dispatch to the credential, quota and audit handlers.
+//! dispatch to the credential, quota, CORS, anonymous-binding and audit handlers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::auth::AuthError;
 use super::json::{ApiError, json};
-use super::{AdminState, audit_seam, credentials_api, credentials_write, quotas_api};
+use super::{AdminState, audit_seam, browser_api, credentials_api, credentials_write, quotas_api};
 use crate::server::listener::{BoxError, ResponseBody};
 
 /// Every API route; path segments are owned so the table is testable on its own.
@@ -27,6 +27,14 @@ pub enum Route {
     GetQuota(String, String),
     PutQuota(String, String),
     DeleteQuota(String, String),
+    ListCors,
+    GetCors(String, String),
+    PutCors(String, String),
+    DeleteCors(String, String),
+    ListAnonymous,
+    GetAnonymous(String, String),
+    PutAnonymous(String, String),
+    DeleteAnonymous(String, String),
     ListBackends,
     Audit,
 }
@@ -77,6 +85,32 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
                 Method::GET => Ok(Route::GetQuota(b, k)),
                 Method::PUT => Ok(Route::PutQuota(b, k)),
                 Method::DELETE => Ok(Route::DeleteQuota(b, k)),
+                _ => Err(NoRoute::Method("GET, PUT, DELETE")),
+            }
+        }
+        ["cors"] => match m {
+            Method::GET => Ok(Route::ListCors),
+            _ => Err(NoRoute::Method("GET")),
+        },
+        ["cors", backend, bucket] => {
+            let (b, k) = (own(backend), own(bucket));
+            match m {
+                Method::GET => Ok(Route::GetCors(b, k)),
+                Method::PUT => Ok(Route::PutCors(b, k)),
+                Method::DELETE => Ok(Route::DeleteCors(b, k)),
+                _ => Err(NoRoute::Method("GET, PUT, DELETE")),
+            }
+        }
+        ["anonymous"] => match m {
+            Method::GET => Ok(Route::ListAnonymous),
+            _ => Err(NoRoute::Method("GET")),
+        },
+        ["anonymous", backend, bucket] => {
+            let (b, k) = (own(backend), own(bucket));
+            match m {
+                Method::GET => Ok(Route::GetAnonymous(b, k)),
+                Method::PUT => Ok(Route::PutAnonymous(b, k)),
+                Method::DELETE => Ok(Route::DeleteAnonymous(b, k)),
                 _ => Err(NoRoute::Method("GET, PUT, DELETE")),
             }
         }
@@ -159,6 +193,14 @@ where
         Route::GetQuota(b, k) => quotas_api::get(state, &b, &k),
         Route::PutQuota(b, k) => quotas_api::put(state, b, k, headers, body).await,
         Route::DeleteQuota(b, k) => quotas_api::delete(state, b, k).await,
+        Route::ListCors => browser_api::list_cors(state, query.as_deref()).await,
+        Route::GetCors(b, k) => browser_api::get_cors(state, &b, &k).await,
+        Route::PutCors(b, k) => browser_api::put_cors(state, &b, &k, headers, body).await,
+        Route::DeleteCors(b, k) => browser_api::delete_cors(state, &b, &k).await,
+        Route::ListAnonymous => browser_api::list_anonymous(state, query.as_deref()).await,
+        Route::GetAnonymous(b, k) => browser_api::get_anonymous(state, &b, &k).await,
+        Route::PutAnonymous(b, k) => browser_api::put_anonymous(state, &b, &k, headers, body).await,
+        Route::DeleteAnonymous(b, k) => browser_api::delete_anonymous(state, &b, &k).await,
         Route::ListBackends => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "backends": state.backends }),
@@ -248,6 +290,22 @@ mod tests {
             ok(Method::DELETE, "/api/v1/quotas/primary/photos"),
             Route::DeleteQuota(b, k)
         );
+        assert_eq!(ok(Method::GET, "/api/v1/cors"), Route::ListCors);
+        assert_eq!(ok(Method::GET, "/api/v1/anonymous"), Route::ListAnonymous);
+        let p = |k: &str| format!("/api/v1/{k}/primary/photos");
+        type Make = fn(String, String) -> Route;
+        let table: [(Method, &str, Make); 6] = [
+            (Method::GET, "cors", Route::GetCors),
+            (Method::PUT, "cors", Route::PutCors),
+            (Method::DELETE, "cors", Route::DeleteCors),
+            (Method::GET, "anonymous", Route::GetAnonymous),
+            (Method::PUT, "anonymous", Route::PutAnonymous),
+            (Method::DELETE, "anonymous", Route::DeleteAnonymous),
+        ];
+        for (m, kind, make) in table {
+            let (b, k) = q();
+            assert_eq!(ok(m, &p(kind)), make(b, k), "{kind}");
+        }
         assert_eq!(ok(Method::GET, "/api/v1/backends"), Route::ListBackends);
         assert_eq!(ok(Method::GET, "/api/v1/audit"), Route::Audit);
     }
@@ -266,6 +324,14 @@ mod tests {
             route(&Method::POST, "/api/v1/audit"),
             Err(NoRoute::Method("GET"))
         );
+        assert_eq!(
+            route(&Method::PUT, "/api/v1/cors"),
+            Err(NoRoute::Method("GET"))
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/v1/anonymous/primary/photos"),
+            Err(NoRoute::Method("GET, PUT, DELETE"))
+        );
     }
 
     #[test]
@@ -280,6 +346,8 @@ mod tests {
             "/api/v1/quotas/primary",
             "/api/v1/quotas/primary/photos/extra",
             "/api/v1/secrets",
+            "/api/v1/cors/primary",
+            "/api/v1/anonymous/primary/photos/extra",
         ] {
             assert_eq!(route(&Method::GET, p), Err(NoRoute::NotFound), "{p}");
         }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audit_seam;
 pub mod auth;
+pub mod browser_api;
 pub mod credentials_api;
 pub mod credentials_write;
 pub mod json;
@@ -25,6 +26,7 @@ use http_body::Body;
 use self::audit_seam::AuditQuery;
 use self::auth::AdminAuth;
 use crate::credentials::CredentialCache;
+use crate::credentials::anonymous::BindingCache;
 use crate::credentials::sqlite::SqliteStore;
 use crate::metrics::Metrics;
 use crate::quota::ledger::UsageLedger;
@@ -75,6 +77,8 @@ pub struct AdminParts {
     pub store: Arc<SqliteStore>,
     pub quota_limits: Arc<LimitCache>,
     pub ledger: Arc<dyn UsageLedger>,
+    /// The running proxy's merged anonymous bindings (SQLite and Kubernetes).
+    pub bindings: Arc<BindingCache>,
     /// The configured `[[backends]] id`s.
     pub backends: Vec<String>,
     pub token: Option<SecretKey>,
@@ -91,6 +95,7 @@ pub struct AdminState {
     pub store: Arc<SqliteStore>,
     pub quota_limits: Arc<LimitCache>,
     pub ledger: Arc<dyn UsageLedger>,
+    pub bindings: Arc<BindingCache>,
     pub backends: Vec<String>,
     pub auth: AdminAuth,
     pub protect_metrics: bool,
@@ -125,6 +130,7 @@ impl AdminState {
             store: p.store,
             quota_limits: p.quota_limits,
             ledger: p.ledger,
+            bindings: p.bindings,
             backends: p.backends,
             protect_metrics: p.protect_metrics,
             protect_probes: p.protect_probes,

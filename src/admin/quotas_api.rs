@@ -61,7 +61,11 @@ pub fn list(state: &AdminState, query: Option<&str>) -> Result<Response<Response
 }
 
 /// The key of a path, refusing unknown backends (404) and invalid bucket names (400).
-fn key_of(state: &AdminState, backend: &str, bucket: &str) -> Result<BucketKey, ApiError> {
+pub(super) fn key_of(
+    state: &AdminState,
+    backend: &str,
+    bucket: &str,
+) -> Result<BucketKey, ApiError> {
     if !state.backends.iter().any(|b| b == backend) {
         return Err(ApiError::not_found(format!(
             "unknown backend `{}`; configured: {}",

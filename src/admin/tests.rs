@@ -22,14 +22,14 @@ use crate::quota::ledger::InMemoryLedger;
 use crate::secret::{RootKey, SecretKey};
 use crate::server::listener::ResponseBody;
 
-const TOKEN: &str = "unit-test-admin-token-0123456789";
+pub(super) const TOKEN: &str = "unit-test-admin-token-0123456789";
 
-struct Fixture {
-    state: Arc<AdminState>,
+pub(super) struct Fixture {
+    pub(super) state: Arc<AdminState>,
     _dir: tempfile::TempDir,
 }
 
-fn fixture(token: Option<&str>, protect: bool) -> Fixture {
+pub(super) fn fixture(token: Option<&str>, protect: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db"), RootKey::from_bytes([9; 32])).unwrap();
     let metrics = Arc::new(Metrics::new());
@@ -43,6 +43,7 @@ fn fixture(token: Option<&str>, protect: bool) -> Fixture {
         store: Arc::new(store),
         quota_limits: Arc::new(LimitCache::new()),
         ledger: Arc::new(InMemoryLedger::new()),
+        bindings: Arc::new(crate::credentials::anonymous::BindingCache::new()),
         backends: vec!["primary".into()],
         token: token.map(SecretKey::new),
         protect_metrics: protect,
@@ -59,7 +60,10 @@ fn peer() -> SocketAddr {
     "127.0.0.1:40000".parse().unwrap()
 }
 
-async fn send(f: &Fixture, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+pub(super) async fn send(
+    f: &Fixture,
+    req: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, String) {
     let r: Response<ResponseBody> = handle(Arc::clone(&f.state), req, peer()).await;
     let (parts, body) = r.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -74,21 +78,21 @@ fn req(method: Method, path: &str) -> http::request::Builder {
     Request::builder().method(method).uri(path)
 }
 
-fn bearer(method: Method, path: &str) -> http::request::Builder {
+pub(super) fn bearer(method: Method, path: &str) -> http::request::Builder {
     req(method, path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
 }
 
-fn empty(b: http::request::Builder) -> Request<Full<Bytes>> {
+pub(super) fn empty(b: http::request::Builder) -> Request<Full<Bytes>> {
     b.body(Full::new(Bytes::new())).unwrap()
 }
 
-fn json_body(b: http::request::Builder, v: &serde_json::Value) -> Request<Full<Bytes>> {
+pub(super) fn json_body(b: http::request::Builder, v: &serde_json::Value) -> Request<Full<Bytes>> {
     b.header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(v.to_string())))
         .unwrap()
 }
 
-const GUARDED: [(&str, &str); 12] = [
+const GUARDED: [(&str, &str); 16] = [
     ("GET", "/admin/s3-proxy"),
     ("GET", "/admin"),
     ("GET", "/admin/assets/app.js"),
@@ -101,6 +105,10 @@ const GUARDED: [(&str, &str); 12] = [
     ("GET", "/api/v1/quotas"),
     ("PUT", "/api/v1/quotas/primary/photos"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/cors"),
+    ("PUT", "/api/v1/cors/primary/photos"),
+    ("GET", "/api/v1/anonymous"),
+    ("DELETE", "/api/v1/anonymous/primary/photos"),
 ];
 
 #[tokio::test]

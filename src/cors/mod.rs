@@ -45,9 +45,10 @@ pub struct CorsRule {
     pub id: Option<String>,
     pub allowed_origins: Vec<String>,
     pub allowed_methods: Vec<String>,
-    #[serde(default)]
+    // Empty lists are left out, as S3 leaves them out of `get-bucket-cors`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_headers: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose_headers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age_seconds: Option<u32>,

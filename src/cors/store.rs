@@ -267,6 +267,12 @@ impl CorsCache {
     }
 }
 
+/// The owner id under which a SQLite binding sits in the [`BindingCache`].
+#[must_use]
+pub fn sqlite_owner(key: &BucketKey) -> String {
+    format!("sqlite:{}/{}", key.backend, key.bucket)
+}
+
 /// Load CORS rules and SQLite bindings into the caches.
 ///
 /// # Errors
@@ -281,8 +287,7 @@ pub fn reload(
     cors.replace(rules);
     bindings.replace(
         SourceKind::Sqlite,
-        anon.into_iter()
-            .map(|b| (format!("sqlite:{}/{}", b.backend, b.bucket), b)),
+        anon.into_iter().map(|b| (sqlite_owner(&b.key()), b)),
     );
     Ok(())
 }

@@ -175,6 +175,20 @@ impl BindingCache {
             .map(|e| Arc::clone(e.value()))
     }
 
+    /// Every effective binding, sorted by (backend, bucket).
+    #[must_use]
+    pub fn all(&self) -> Vec<Arc<AnonymousBinding>> {
+        let mut out: Vec<Arc<AnonymousBinding>> = self
+            .view
+            .load()
+            .by_key
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        out.sort_by(|a, b| (&a.backend, &a.bucket).cmp(&(&b.backend, &b.bucket)));
+        out
+    }
+
     /// Number of buckets with an effective binding.
     #[must_use]
     pub fn len(&self) -> usize {

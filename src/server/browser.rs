@@ -210,3 +210,62 @@ mod tests {
         assert!(h.is_empty(), "no rule matches: {h:?}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cors::CorsRule;
+
+    const ORIGIN: &str = "http://app.example";
+
+    fn rules() -> Option<CorsConfiguration> {
+        Some(CorsConfiguration {
+            rules: vec![CorsRule {
+                id: None,
+                allowed_origins: vec![ORIGIN.into()],
+                allowed_methods: vec!["GET".into()],
+                allowed_headers: vec!["*".into()],
+                expose_headers: Vec::new(),
+                max_age_seconds: Some(60),
+            }],
+        })
+    }
+
+    #[test]
+    fn a_preflight_answer_keeps_its_cors_headers() {
+        let rules = rules().expect("rules");
+        let rule = &rules.rules[0];
+        let mut h = HeaderMap::new();
+        cors::apply(&mut h, rule, ORIGIN, Some(&["x-custom".to_owned()]));
+        let before = h.clone();
+        decorate_with(&Method::OPTIONS, Some(ORIGIN), &mut h, || {
+            panic!("a preflight needs no second lookup")
+        });
+        assert_eq!(h, before);
+        assert_eq!(h["access-control-allow-origin"], ORIGIN);
+        assert_eq!(h["access-control-allow-methods"], "GET");
+        assert_eq!(h["access-control-allow-headers"], "x-custom");
+    }
+
+    #[test]
+    fn an_actual_answer_swaps_the_upstreams_cors_headers_for_the_rules() {
+        let mut h = HeaderMap::new();
+        h.insert("access-control-allow-origin", "*".parse().expect("value"));
+        h.insert("etag", "\"abc\"".parse().expect("value"));
+        decorate_with(&Method::GET, Some(ORIGIN), &mut h, rules);
+        assert_eq!(h["access-control-allow-origin"], ORIGIN);
+        assert_eq!(h.get_all("access-control-allow-origin").iter().count(), 1);
+        let expose = h["access-control-expose-headers"].to_str().expect("ascii");
+        assert!(expose.split(", ").any(|e| e == "etag"), "{expose}");
+
+        let mut h = HeaderMap::new();
+        h.insert("access-control-allow-origin", "*".parse().expect("value"));
+        decorate_with(
+            &Method::GET,
+            Some("http://elsewhere.example"),
+            &mut h,
+            rules,
+        );
+        assert!(h.is_empty(), "no rule matches: {h:?}");
+    }
+}
