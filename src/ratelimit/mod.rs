@@ -193,8 +193,9 @@ impl RateLimits {
         }
     }
 
-    /// An anonymous request on a bound bucket: its address (the shared unauthenticated
-    /// limit, then the binding's own rate when it sets one), then the global bucket.
+    /// An anonymous request on a bound bucket: its address, at the binding's own rate
+    /// when it sets one (per bucket and address), else at the shared unauthenticated
+    /// rate; then the global bucket.
     ///
     /// # Errors
     /// [`Throttled`] with the scope of the limit that refused.
@@ -204,11 +205,11 @@ impl RateLimits {
         bucket: &str,
         binding_rps: Option<f64>,
     ) -> Result<(), Throttled> {
-        self.check(Subject::SourceIp(ip))?;
-        if let Some(rps) = binding_rps {
-            self.bindings.check(bucket, ip, rps).inspect_err(|t| {
+        match binding_rps.filter(|r| r.is_finite() && *r > 0.0) {
+            Some(rps) => self.bindings.check(bucket, ip, rps).inspect_err(|t| {
                 self.refused.with_label_values(&[t.scope.label()]).inc();
-            })?;
+            })?,
+            None => self.check(Subject::SourceIp(ip))?,
         }
         self.check(Subject::Global)
     }

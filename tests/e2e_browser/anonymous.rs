@@ -156,3 +156,25 @@ async fn a_bindings_own_rate_limits_each_source_address() {
     assert!(r.header("retry-after").is_some());
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bindings_own_rate_replaces_the_shared_unauthenticated_limit() {
+    let h = Harness::start_with(UpstreamKind::S3sFs, |c| {
+        c.s3_proxy.anonymous_enabled = true;
+        c.s3_proxy.unauthenticated_per_ip_rps = 1;
+    })
+    .await
+    .expect("harness");
+    h.put_upstream(&h.bucket, "logo.png", b"png").await;
+    let path = format!("/{}/logo.png", h.bucket);
+    bind(&h, AnonymousMode::ReadOnly, None);
+    assert_eq!(unsigned(&h, "GET", &path).await.status, 200);
+    let r = unsigned(&h, "GET", &path).await;
+    assert_refused(&r, 503, "SlowDown", "the shared 1 rps limit");
+    // A public-asset binding with its own, higher rate.
+    bind(&h, AnonymousMode::ReadOnly, Some(100.0));
+    for i in 0..5 {
+        assert_eq!(unsigned(&h, "GET", &path).await.status, 200, "request {i}");
+    }
+    h.shutdown().await;
+}
