@@ -175,6 +175,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         cors: Arc::clone(&cors),
         bindings: Arc::clone(&bindings),
         anonymous_enabled: config.s3_proxy.anonymous_enabled,
+        form_heads: tokio::sync::Semaphore::new(crate::server::form::MAX_CONCURRENT_HEADS),
     });
 
     let s3_listener = TcpListener::bind(config.s3_proxy.listen)

@@ -50,6 +50,11 @@ pub fn parse_time_arg(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, St
 /// Values are written verbatim otherwise; see `docs/decisions.md` on spreadsheets.
 #[must_use]
 pub fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
+    // A key like `=HYPERLINK(...)` must not become a formula in a spreadsheet.
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        let quoted = format!("'{value}");
+        return std::borrow::Cow::Owned(csv_field(&quoted).into_owned());
+    }
     if value.contains([',', '"', '\r', '\n']) {
         std::borrow::Cow::Owned(format!("\"{}\"", value.replace('"', "\"\"")))
     } else {

@@ -289,6 +289,14 @@ async fn queries_filter_by_time_key_bucket_and_outcome_newest_first() {
 }
 
 #[test]
+fn csv_fields_that_a_spreadsheet_would_run_as_formulas_are_defused() {
+    assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+    assert_eq!(csv_field("+1"), "'+1");
+    assert_eq!(csv_field("@sum"), "'@sum");
+    assert_eq!(csv_field("a=b"), "a=b");
+}
+
+#[test]
 fn csv_fields_are_quoted_only_when_needed_with_quotes_doubled() {
     assert_eq!(csv_field("plain/key.txt"), "plain/key.txt");
     assert_eq!(csv_field("a,b"), "\"a,b\"");

@@ -197,6 +197,12 @@ fn check_one(
     };
     let ok = match c {
         Condition::Eq { field, value: want } => value(field) == want,
+        // A Content-Type may list several types; browsers honour the last valid one,
+        // so every member must satisfy the condition (`image/png,text/html` must not
+        // pass `starts-with image/`).
+        Condition::StartsWith { field, prefix } if field == "content-type" => value(field)
+            .split(',')
+            .all(|t| t.trim().starts_with(prefix.as_str())),
         Condition::StartsWith { field, prefix } => value(field).starts_with(prefix.as_str()),
         Condition::LengthRange { min, max } => {
             if file_len < *min || file_len > *max {

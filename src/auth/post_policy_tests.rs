@@ -220,6 +220,27 @@ fn eq_conditions_compare_exactly() {
 }
 
 #[test]
+fn a_content_type_list_must_satisfy_starts_with_in_every_member() {
+    let f = form(
+        &policy_json(r#",["starts-with","$Content-Type","image/"]"#),
+        SECRET,
+    );
+    let p = verify(&f, &creds(true)).unwrap().policy;
+    let mut ok = f.clone();
+    ok.push("content-type", "image/png".into()).unwrap();
+    p.check(&ok, "photos", 10, NOW).expect("one image type");
+    let mut smuggled = f.clone();
+    smuggled
+        .push("content-type", "image/png,text/html".into())
+        .unwrap();
+    assert_eq!(
+        p.check(&smuggled, "photos", 10, NOW),
+        Err(PolicyError::ConditionFailed("content-type".into())),
+        "a second type the browser would honour"
+    );
+}
+
+#[test]
 fn a_field_no_condition_covers_is_refused() {
     let f = form(&policy_json(""), SECRET);
     let p = verify(&f, &creds(true)).unwrap().policy;

@@ -2,8 +2,10 @@
 //! own `per_source_ip_rps`. Buckets are keyed by (bucket, address), so alternating
 //! between bindings with different rates never resets a client's bucket (the Go
 //! proxy's bypass). One keyed limiter per distinct rate; idle entries are evicted by
-//! the housekeeping task, and at most [`super::MAX_TRACKED_IPS`] are tracked per rate
-//! (beyond that new addresses are refused until eviction: fail closed).
+//! the housekeeping task, and at most [`super::MAX_TRACKED_IPS`] are tracked per rate;
+//! beyond that the caller falls back to the shared, capped per-address limiter (whose
+//! overflow bucket bounds memory), so a flood of new addresses cannot lock out the
+//! clients already tracked.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -33,13 +35,15 @@ impl BindingLimits {
         }
     }
 
-    /// Take a token for `ip` on `bucket` at `rps` (> 0; fractions allowed).
+    /// Take a token for `ip` on `bucket` at `rps` (> 0; fractions allowed). `Ok(false)`:
+    /// this rate's map is full and the address is not charged here (use the shared
+    /// limiter instead).
     ///
     /// # Errors
     /// [`Throttled`] (scope `ip`) when the address is over the binding's rate.
-    pub fn check(&self, bucket: &str, ip: IpAddr, rps: f64) -> Result<(), Throttled> {
+    pub fn check(&self, bucket: &str, ip: IpAddr, rps: f64) -> Result<bool, Throttled> {
         let Some(quota) = quota(rps, self.burst_seconds) else {
-            return Ok(());
+            return Ok(false);
         };
         let limiter = Arc::clone(
             self.by_rate
@@ -49,15 +53,15 @@ impl BindingLimits {
         );
         let key = (bucket.to_owned(), ip_key(ip));
         if limiter.len() >= MAX_TRACKED_IPS {
-            return Err(Throttled {
-                scope: LimitScope::Ip,
-                retry_after: Duration::from_secs(1),
-            });
+            return Ok(false);
         }
-        limiter.check_key(&key).map_err(|nu| Throttled {
-            scope: LimitScope::Ip,
-            retry_after: nu.wait_time_from(DefaultClock::default().now()),
-        })
+        limiter
+            .check_key(&key)
+            .map(|()| true)
+            .map_err(|nu| Throttled {
+                scope: LimitScope::Ip,
+                retry_after: nu.wait_time_from(DefaultClock::default().now()),
+            })
     }
 
     /// Evict idle entries.
@@ -73,8 +77,9 @@ fn quota(rps: f64, burst_seconds: u32) -> Option<Quota> {
     if !rps.is_finite() || rps <= 0.0 {
         return None;
     }
-    let burst = NonZeroU32::new(((rps * f64::from(burst_seconds)).ceil() as u32).max(1))?;
-    let period = Duration::from_secs_f64((1.0 / rps).max(1e-6));
+    let burst = NonZeroU32::new((rps * f64::from(burst_seconds)).ceil().clamp(1.0, 1e6) as u32)?;
+    // Rates below one request a day are treated as one a day (no overflow, no panic).
+    let period = Duration::try_from_secs_f64((1.0 / rps).clamp(1e-6, 86_400.0)).ok()?;
     Quota::with_period(period).map(|q| q.allow_burst(burst))
 }
 
@@ -95,6 +100,10 @@ mod tests {
         assert_eq!(t.scope, LimitScope::Ip);
         assert!(l.check("public", other, 2.0).is_ok(), "another address");
         assert!(l.check("assets", ip, 2.0).is_ok(), "another bucket");
-        assert!(l.check("public", ip, 0.0).is_ok(), "0: no override");
+        assert_eq!(l.check("public", ip, 0.0), Ok(false), "0: no override");
+        assert!(
+            l.check("tiny", ip, 1e-30).is_ok(),
+            "a tiny rate never panics"
+        );
     }
 }

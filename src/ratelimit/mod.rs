@@ -205,11 +205,14 @@ impl RateLimits {
         bucket: &str,
         binding_rps: Option<f64>,
     ) -> Result<(), Throttled> {
-        match binding_rps.filter(|r| r.is_finite() && *r > 0.0) {
+        let tracked = match binding_rps.filter(|r| r.is_finite() && *r > 0.0) {
             Some(rps) => self.bindings.check(bucket, ip, rps).inspect_err(|t| {
                 self.refused.with_label_values(&[t.scope.label()]).inc();
             })?,
-            None => self.check(Subject::SourceIp(ip))?,
+            None => false,
+        };
+        if !tracked {
+            self.check(Subject::SourceIp(ip))?;
         }
         self.check(Subject::Global)
     }

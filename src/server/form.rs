@@ -19,6 +19,9 @@ use crate::auth::body::BodyHandle;
 use crate::auth::post_policy::{FormFields, is_token};
 use crate::error::S3Error;
 
+/// Form heads read at once, before their policy is verified; more get `SlowDown`.
+pub const MAX_CONCURRENT_HEADS: usize = 256;
+
 /// Bounds on a form's head (everything before the file's bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct FormLimits {
@@ -32,7 +35,8 @@ pub struct FormLimits {
 impl Default for FormLimits {
     fn default() -> Self {
         Self {
-            max_head_bytes: 1024 * 1024,
+            // S3 allows about 20 KB of fields; a policy is the largest of them.
+            max_head_bytes: 256 * 1024,
             max_parts: 64,
             max_field_bytes: 64 * 1024,
             max_part_header_bytes: 8 * 1024,

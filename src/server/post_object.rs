@@ -30,7 +30,7 @@ use crate::policy::route::{Route, encode_path};
 use crate::policy::scope::authorize;
 
 /// Longest wait for a form's fields (the file itself streams under the usual limits).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Form fields that become headers of the upstream PutObject, as S3 maps them.
 const HEADER_FIELDS: &[&str] = &[
     "cache-control",
@@ -96,6 +96,16 @@ pub(super) async fn check_form(
     let total = content_length(parts)?;
     let content_type = header(&parts.headers, http::header::CONTENT_TYPE.as_str());
     let boundary = boundary(content_type.unwrap_or_default())?;
+    // Until its policy is verified a form is unauthenticated traffic: its address pays
+    // first, and only so many form heads are read at once (a slow head holds a
+    // connection and up to `max_head_bytes`).
+    state
+        .rate_limits
+        .check(crate::ratelimit::Subject::SourceIp(ex.client_ip))?;
+    let _reading = state
+        .form_heads
+        .try_acquire()
+        .map_err(|_| S3Error::SlowDown)?;
     let head = tokio::time::timeout(
         HEAD_TIMEOUT,
         read_head(body, &boundary, &FormLimits::default()),
@@ -110,7 +120,8 @@ pub(super) async fn check_form(
         })?;
 
     // Authenticate: the policy's signature (a failure is charged to the source address).
-    let ip_charge = state.rate_limits.before_auth(ex.client_ip, true)?;
+    // Already charged to its address above; a failure is not charged twice.
+    let ip_charge = crate::ratelimit::IpCharge::Charged;
     let now = time::OffsetDateTime::now_utc();
     let VerifiedForm { request, policy } = verify_form(
         &head.fields,
@@ -259,11 +270,14 @@ fn final_key(fields: &FormFields, filename: &str) -> Result<String, S3Error> {
         .filter(|k| !k.is_empty())
         .ok_or_else(|| S3Error::InvalidArgument("The form needs a key field.".into()))?;
     let base = filename.rsplit(['/', '\\']).next().unwrap_or_default();
-    let key = key.replace("${filename}", base);
-    if key.len() > 1024 {
+    // The final length, computed before any substitution allocates.
+    let uses = key.matches("${filename}").count();
+    let len =
+        (key.len() - uses * "${filename}".len()).saturating_add(uses.saturating_mul(base.len()));
+    if len > 1024 {
         return Err(S3Error::InvalidArgument("The key is too long.".into()));
     }
-    Ok(key)
+    Ok(key.replace("${filename}", base))
 }
 
 /// Headers for the upstream PutObject; a field the proxy cannot map is refused, never

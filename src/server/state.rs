@@ -46,6 +46,8 @@ pub struct ProxyState {
     pub bindings: Arc<crate::credentials::anonymous::BindingCache>,
     /// `s3_proxy.anonymous_enabled`: the cluster-wide switch for anonymous access.
     pub anonymous_enabled: bool,
+    /// Browser form heads being read before their policy is verified.
+    pub form_heads: tokio::sync::Semaphore,
     /// The audit queue (`None` when `audit.enabled = false`).
     pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
