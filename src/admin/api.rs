@@ -137,6 +137,11 @@ pub fn auth_error(e: AuthError) -> ApiError {
         ),
         AuthError::Missing | AuthError::Invalid => ApiError::unauthorized(e.to_string()),
         AuthError::Csrf => ApiError::forbidden("csrf", e.to_string()),
+        AuthError::Throttled => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            e.to_string(),
+        ),
     }
 }
 
@@ -150,7 +155,10 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    if let Err(e) = state.auth.authorize(req.method(), req.headers()) {
+    if let Err(e) = state
+        .auth
+        .authorize_from(peer.ip(), req.method(), req.headers())
+    {
         tracing::info!(%peer, path = req.uri().path(), reason = %e, "admin API request refused");
         return auth_error(e).into_response();
     }

@@ -48,6 +48,8 @@ pub enum AuthError {
     Invalid,
     #[error("cookie-authenticated changes must send the X-Stowage-CSRF header of the session")]
     Csrf,
+    #[error("too many failed attempts from this address; wait a minute")]
+    Throttled,
 }
 
 struct Session {
@@ -64,6 +66,8 @@ pub struct AdminAuth {
     /// Keyed by SHA-256 of the session id, so a lookup never compares raw ids.
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     logins: std::sync::atomic::AtomicU64,
+    /// Failed attempts per address (token guessing).
+    failures: super::failures::FailureGate,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -83,7 +87,64 @@ impl AdminAuth {
             token_digest: token.map(|t| digest(t.expose())),
             sessions: Mutex::new(HashMap::new()),
             logins: std::sync::atomic::AtomicU64::new(0),
+            failures: super::failures::FailureGate::default(),
         }
+    }
+
+    /// [`Self::authorize`] for a request from `peer`: refused unchecked while the
+    /// address is over its failure budget, and a wrong token or session counts.
+    ///
+    /// # Errors
+    /// As `authorize`, or [`AuthError::Throttled`].
+    pub fn authorize_from(
+        &self,
+        peer: std::net::IpAddr,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        self.guarded(peer, || self.authorize(method, headers))
+    }
+
+    /// [`Self::authenticate`] for a request from `peer` (see [`Self::authorize_from`]).
+    ///
+    /// # Errors
+    /// As `authenticate`, or [`AuthError::Throttled`].
+    pub fn authenticate_from(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        self.guarded(peer, || self.authenticate(headers))
+    }
+
+    /// [`Self::token_matches`] for the login form, from `peer`.
+    ///
+    /// # Errors
+    /// [`AuthError::Throttled`] or [`AuthError::Invalid`].
+    pub fn login_attempt(&self, peer: std::net::IpAddr, token: &str) -> Result<(), AuthError> {
+        self.guarded(peer, || {
+            if self.token_matches(token) {
+                Ok(())
+            } else {
+                Err(AuthError::Invalid)
+            }
+        })
+    }
+
+    fn guarded<T>(
+        &self,
+        peer: std::net::IpAddr,
+        check: impl FnOnce() -> Result<T, AuthError>,
+    ) -> Result<T, AuthError> {
+        let now = Instant::now();
+        if self.failures.blocked(peer, now) {
+            return Err(AuthError::Throttled);
+        }
+        let r = check();
+        if matches!(r, Err(AuthError::Invalid)) {
+            self.failures.failed(peer, now);
+        }
+        r
     }
 
     /// Whether a token is configured at all.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod browser_api;
 pub mod credentials_api;
 pub mod credentials_write;
+mod failures;
 pub mod json;
 pub mod page;
 pub mod quotas_api;
@@ -227,7 +228,7 @@ fn plain(
         "/healthz" | "/readyz" => state.protect_probes,
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
-    if protected && let Err(e) = state.auth.authenticate(headers) {
+    if protected && let Err(e) = state.auth.authenticate_from(peer.ip(), headers) {
         tracing::debug!(%peer, path, reason = %e, "admin request refused");
         let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
         r.headers_mut().insert(

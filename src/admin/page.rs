@@ -86,7 +86,7 @@ where
     if req.uri().path() == "/admin/login" && req.method() == Method::POST {
         return login(state, req, peer).await;
     }
-    let principal = match state.auth.authenticate(req.headers()) {
+    let principal = match state.auth.authenticate_from(peer.ip(), req.headers()) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(%peer, path = req.uri().path(), reason = %e, "admin page request refused");
@@ -164,9 +164,19 @@ where
         return login_form(StatusCode::UNAUTHORIZED, "The form could not be read.");
     };
     let token = zeroize::Zeroizing::new(form_field(&bytes, "token").unwrap_or_default());
-    if !state.auth.token_matches(token.trim()) {
-        tracing::info!(%peer, "admin login failed");
-        return login_form(StatusCode::UNAUTHORIZED, "That token is not valid.");
+    match state.auth.login_attempt(peer.ip(), token.trim()) {
+        Ok(()) => {}
+        Err(AuthError::Throttled) => {
+            tracing::warn!(%peer, "admin login refused: too many failed attempts");
+            return login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed attempts from this address; wait a minute.",
+            );
+        }
+        Err(_) => {
+            tracing::info!(%peer, "admin login failed");
+            return login_form(StatusCode::UNAUTHORIZED, "That token is not valid.");
+        }
     }
     let (id, _) = state.auth.login();
     tracing::info!(%peer, "admin login");

@@ -392,3 +392,17 @@ async fn a_wrong_method_is_405_with_allow() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h[header::ALLOW], "GET, POST");
 }
+
+#[tokio::test]
+async fn token_guessing_is_refused_unchecked_after_the_failure_budget() {
+    let f = fixture(Some(TOKEN), false);
+    for _ in 0..super::failures::MAX_FAILURES {
+        let wrong =
+            req(Method::GET, "/api/v1/credentials").header(header::AUTHORIZATION, "Bearer guess");
+        assert_eq!(send(&f, empty(wrong)).await.0, StatusCode::UNAUTHORIZED);
+    }
+    // Even the right token is not checked from this address for a while.
+    let (status, _, body) = send(&f, empty(bearer(Method::GET, "/api/v1/credentials"))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(!body.contains("SW"), "no data: {body}");
+}
