@@ -35,9 +35,18 @@ pub const MAX_CONDITIONS: usize = 256;
 /// Largest base64 policy accepted.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 
-/// The non-file fields of a form, names lower-cased, in order.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The non-file fields of a form, names lower-cased, in order. `Debug` shows the
+/// names only: values include the signature and the policy.
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct FormFields(Vec<(String, String)>);
+
+impl std::fmt::Debug for FormFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(n, _)| n))
+            .finish()
+    }
+}
 
 impl FormFields {
     /// Add a field; a repeated name is refused (which value would the policy cover?).

@@ -304,3 +304,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn debug_output_names_the_fields_but_never_their_values() {
+    let f = form(&policy_json(""), SECRET);
+    let sig = f.get("x-amz-signature").unwrap().to_owned();
+    let text = format!("{f:?}");
+    assert!(text.contains("x-amz-signature"), "{text}");
+    assert!(!text.contains(&sig), "{text}");
+    assert!(!text.contains(f.get("policy").unwrap()), "{text}");
+}
