@@ -165,6 +165,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         limits: RequestLimits {
             max_url_bytes: config.s3_proxy.max_url_bytes,
             max_signed_chunk_bytes: config.s3_proxy.max_signed_chunk_bytes,
+            body: crate::server::body_guard::BodyGuardLimits::from_config(&config.s3_proxy),
         },
         quota_limits: Arc::clone(&quota_limits),
         ledger: Arc::clone(&ledger),
@@ -193,6 +194,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         max_header_bytes: config.s3_proxy.max_header_bytes,
         max_headers: config.s3_proxy.max_headers,
         header_read_timeout: config.s3_proxy.header_read_timeout,
+        idle_timeout: config.s3_proxy.idle_timeout,
     };
     let drain = config.server.shutdown_timeout;
     let shed_counter = metrics.shed_connections.clone();
@@ -225,8 +227,11 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     let admin_task = tokio::spawn(serve(
         admin_listener,
         ListenerLimits {
-            max_connections: 64,
-            ..limits
+            max_connections: config.admin.max_connections,
+            max_header_bytes: config.admin.max_header_bytes,
+            max_headers: config.admin.max_headers,
+            header_read_timeout: config.admin.header_read_timeout,
+            idle_timeout: config.admin.idle_timeout,
         },
         move |req, peer| crate::admin::handle(Arc::clone(&admin_state), req, peer),
         rx.clone(),

@@ -56,8 +56,15 @@ pub enum S3Error {
     NotImplemented(Cow<'static, str>),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request head is over `max_header_bytes` or `max_headers`: HTTP 431.
     #[error("request header too large")]
     RequestHeaderSectionTooLarge,
+    /// The request target is over `max_url_bytes`: HTTP 414, code `InvalidURI`.
+    #[error("request URI too long")]
+    UriTooLong,
+    /// A DeleteObjects or CompleteMultipartUpload body over its configured cap.
+    #[error("request body too large")]
+    MaxMessageLengthExceeded,
     #[error("slow down")]
     SlowDown,
     /// A rate limit refused the request; rendered as `SlowDown` with this
@@ -104,6 +111,8 @@ impl S3Error {
             Self::NotImplemented(_) => "NotImplemented",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
+            Self::UriTooLong => "InvalidURI",
+            Self::MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
             Self::SlowDown | Self::RateLimited { .. } => "SlowDown",
             Self::QuotaExceeded => "QuotaExceeded",
             Self::ServiceUnavailable => "ServiceUnavailable",
@@ -135,7 +144,9 @@ impl S3Error {
             | Self::EntityTooSmall
             | Self::RequestTimeout
             | Self::MalformedPostRequest(_)
-            | Self::RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
+            | Self::MaxMessageLengthExceeded => StatusCode::BAD_REQUEST,
+            Self::RequestHeaderSectionTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -193,6 +204,8 @@ impl S3Error {
             Self::RequestHeaderSectionTooLarge => {
                 "Your request header section exceeds the maximum allowed size."
             }
+            Self::UriTooLong => "The request URI is too long.",
+            Self::MaxMessageLengthExceeded => "Your request was too big.",
             Self::SlowDown | Self::RateLimited { .. } => "Please reduce your request rate.",
             Self::QuotaExceeded => "The bucket's storage quota is exceeded.",
             Self::ServiceUnavailable => {

@@ -91,10 +91,17 @@ impl BodyError {
         }
     }
 
+    /// The client's body failed: a read error (`IncompleteBody`), or one of the
+    /// listener's body guards (a stall, a size cap) that carries its own `S3Error`.
     fn client_body(source: BoxError) -> Self {
+        let (s3, reason) = match source.downcast_ref::<S3Error>() {
+            Some(e @ S3Error::RequestTimeout) => (e.clone(), "body_read_timeout"),
+            Some(e @ S3Error::MaxMessageLengthExceeded) => (e.clone(), "body_too_large"),
+            _ => (S3Error::IncompleteBody, "client_body"),
+        };
         Self {
-            s3: S3Error::IncompleteBody,
-            reason: "client_body",
+            s3,
+            reason,
             source: Some(source),
         }
     }

@@ -47,19 +47,41 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Most request headers accepted, 1 to 10000. Default `100`.
     pub max_headers: usize,
-    /// Longest request target (path plus query) in bytes, 256 B to 1 MiB. Default `8192`.
+    /// Longest request target (path plus query) in bytes, 256 B to 65534 B (the HTTP
+    /// parser's own ceiling). Longer ones get `414` `InvalidURI`. Default `8192`.
     pub max_url_bytes: usize,
-    /// Most concurrent client connections; more wait to be accepted. Default `1024`.
+    /// Most concurrent client connections, 1 to 1000000. A connection over the limit is
+    /// not queued: it is answered `503 SlowDown` with `Retry-After: 1` and closed (load
+    /// shedding; counted in `stowage_s3_shed_connections_total`). Default `1024`.
     pub max_connections: usize,
     /// Largest aws-chunked chunk that is buffered until its signature is checked,
     /// 8 KiB to 1 GiB. Default `16777216` (16 MiB).
     pub max_signed_chunk_bytes: usize,
-    /// Time allowed for a client to send a complete request head. Default `"10s"`.
+    /// Time allowed for a client to send a complete request head, counted from its
+    /// first byte (slowloris); the connection is then closed without an answer.
+    /// Default `"10s"`.
     #[serde(with = "duration")]
     pub header_read_timeout: Duration,
-    /// A keep-alive connection idle this long is closed. Default `"120s"`.
+    /// A keep-alive connection with no request in flight for this long is closed
+    /// (also a new connection that sends nothing). A request in flight, however long
+    /// its body or response streams, is never cut by it. Default `"120s"`.
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
+    /// Longest wait for the next bytes of a request body the proxy is reading; a
+    /// client that stalls (or trickles nothing) this long gets `400 RequestTimeout`
+    /// and the upstream gets an incomplete body, so nothing is committed. Time spent
+    /// waiting on the upstream does not count. Default `"30s"`.
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Largest DeleteObjects (`POST ?delete`) body, 1 KiB to 2 MiB (S3 allows 1000
+    /// keys of up to 1 KiB). A larger declared length is refused before the upstream is
+    /// contacted; a body that grows past it is cut. `400 MaxMessageLengthExceeded`.
+    /// Default `2097152` (2 MiB).
+    pub max_delete_objects_body_bytes: usize,
+    /// Largest CompleteMultipartUpload (`POST ?uploadId=`) body, 1 KiB to 64 MiB
+    /// (10000 parts with checksums are under 2 MiB). Enforced like
+    /// `max_delete_objects_body_bytes`. Default `4194304` (4 MiB).
+    pub max_complete_multipart_body_bytes: usize,
     /// How often the SQLite credential store is polled for changes. Default `"1s"`.
     #[serde(with = "duration")]
     pub credential_poll_interval: Duration,
@@ -86,6 +108,9 @@ impl Default for ProxyConfig {
             max_signed_chunk_bytes: 16 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            body_read_timeout: Duration::from_secs(30),
+            max_delete_objects_body_bytes: 2 * 1024 * 1024,
+            max_complete_multipart_body_bytes: 4 * 1024 * 1024,
             credential_poll_interval: Duration::from_secs(1),
             kubernetes: KubernetesConfig::default(),
         }

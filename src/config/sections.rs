@@ -32,6 +32,22 @@ pub struct AdminConfig {
     /// Whether `/healthz` and `/readyz` also require the admin token (probes must then
     /// send `Authorization: Bearer …`). Needs `token_env` or `token_file`. Default `false`.
     pub protect_probes: bool,
+    /// Most concurrent admin connections, 1 to 100000; more are answered `503` and
+    /// closed. Default `64`.
+    pub max_connections: usize,
+    /// Largest admin request head (request line plus headers), 1 KiB to 1 MiB.
+    /// Default `16384`.
+    pub max_header_bytes: usize,
+    /// Most admin request headers, 1 to 10000. Default `100`.
+    pub max_headers: usize,
+    /// Time allowed for a complete admin request head from its first byte.
+    /// Default `"10s"`.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// An admin connection with no request in flight this long is closed (probes and
+    /// Prometheus reconnect cheaply). Default `"60s"`.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
     /// The token read from `token_env` or `token_file` while loading; never in the file.
     #[serde(skip)]
     pub token: Option<SecretKey>,
@@ -45,6 +61,11 @@ impl Default for AdminConfig {
             token_file: None,
             protect_metrics: false,
             protect_probes: false,
+            max_connections: 64,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             token: None,
         }
     }

@@ -17,6 +17,8 @@ const NONZERO: Duration = Duration::from_millis(1);
 /// Highest configurable request rate: far beyond one process, and small enough that
 /// `rps × rate_burst_seconds` fits the limiter's 32-bit burst.
 const MAX_RPS: usize = 1_000_000;
+/// hyper refuses a request target of 65535 bytes or more by itself (a bare 414).
+const MAX_URL_BYTES: usize = 65_534;
 
 impl Config {
     /// Checks every invariant of a config, including one built in code from
@@ -37,6 +39,20 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn check_admin_limits(&self) -> Result<(), ConfigError> {
+        let a = &self.admin;
+        number("admin.max_connections", a.max_connections, 1, 100_000)?;
+        number("admin.max_header_bytes", a.max_header_bytes, KIB, MIB)?;
+        number("admin.max_headers", a.max_headers, 1, 10_000)?;
+        duration(
+            "admin.header_read_timeout",
+            a.header_read_timeout,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        duration("admin.idle_timeout", a.idle_timeout, NONZERO, MAX_DURATION)
     }
 
     pub(super) fn check_proxy(&self) -> Result<(), ConfigError> {
@@ -74,7 +90,12 @@ impl Config {
         )?;
         number("s3_proxy.max_header_bytes", p.max_header_bytes, KIB, MIB)?;
         number("s3_proxy.max_headers", p.max_headers, 1, 10_000)?;
-        number("s3_proxy.max_url_bytes", p.max_url_bytes, 256, MIB)?;
+        number(
+            "s3_proxy.max_url_bytes",
+            p.max_url_bytes,
+            256,
+            MAX_URL_BYTES,
+        )?;
         number("s3_proxy.max_connections", p.max_connections, 1, 1_000_000)?;
         number(
             "s3_proxy.max_signed_chunk_bytes",
@@ -95,6 +116,24 @@ impl Config {
             MAX_DURATION,
         )?;
         duration(
+            "s3_proxy.body_read_timeout",
+            p.body_read_timeout,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        number(
+            "s3_proxy.max_delete_objects_body_bytes",
+            p.max_delete_objects_body_bytes,
+            KIB,
+            2 * MIB,
+        )?;
+        number(
+            "s3_proxy.max_complete_multipart_body_bytes",
+            p.max_complete_multipart_body_bytes,
+            KIB,
+            64 * MIB,
+        )?;
+        duration(
             "s3_proxy.credential_poll_interval",
             p.credential_poll_interval,
             NONZERO,
@@ -110,6 +149,7 @@ impl Config {
     }
 
     pub(super) fn check_other_sections(&self) -> Result<(), ConfigError> {
+        self.check_admin_limits()?;
         if self.admin.listen == self.s3_proxy.listen && self.admin.listen.port() != 0 {
             return Err(ConfigError::invalid(
                 "admin.listen",

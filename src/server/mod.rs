@@ -2,9 +2,12 @@
 //! response edge (error rendering, upstream-error sanitising, byte counting).
 
 mod account;
+pub mod body_guard;
 pub mod browser;
 pub mod client_ip;
+mod conn_guard;
 pub mod form;
+pub mod head_check;
 pub mod listener;
 mod post_object;
 pub mod quota_step;

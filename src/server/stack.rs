@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::account::finish;
+use super::body_guard::{GuardedBody, check_declared};
 use super::client_ip::{client_ip, forwarded_proto};
 use super::listener::ResponseBody;
 use super::quota_step::{admit as admit_quota, drain_refused, settle as settle_quota};
@@ -35,6 +36,9 @@ use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
+
+/// The client's body as the forwarding steps read it.
+type ClientBody = GuardedBody<Incoming>;
 
 /// Per-request facts the edge needs whatever happened.
 pub(super) struct Exchange {
@@ -196,6 +200,11 @@ async fn pipeline(
     //    upstream to anyone), so anything beyond `private` needs an admin scope.
     check_acl_headers(&verified, &route, &parts.headers)?;
 
+    //    DeleteObjects and CompleteMultipartUpload carry XML documents: a declared
+    //    length over the configured cap is refused here, before any byte is read or
+    //    the upstream contacted (`body_guard`; the bytes as received are capped too).
+    check_declared(&state.limits.body, ex.operation, &parts, &verified.payload)?;
+
     // 5. Rate limits: the access key's bucket, then the global one (crate::ratelimit).
     //    Anonymous requests were admitted by their address in step 3.
     if verified.location != crate::auth::AuthLocation::Anonymous {
@@ -229,6 +238,13 @@ async fn pipeline(
     }
 
     // 7. Re-sign for the credential's backend (endpoint from configuration only).
+    //    The body is guarded on its way: a stall past `body_read_timeout`, or an XML
+    //    body growing past its cap, fails it (the upstream then commits nothing).
+    let body = GuardedBody::new(
+        body,
+        state.limits.body.cap(ex.operation),
+        state.limits.body.read_timeout,
+    );
     let backend = state
         .backends
         .get(&verified.credential.backend)
@@ -333,9 +349,7 @@ pub(super) fn auth_refusal(
 fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error> {
     let url_len = parts.uri.path().len() + parts.uri.query().map_or(0, str::len);
     if url_len > state.limits.max_url_bytes {
-        return Err(S3Error::InvalidRequest(
-            "The request URI is too long.".into(),
-        ));
+        return Err(S3Error::UriTooLong);
     }
     if let (Some(auth), Some(host)) = (parts.uri.authority(), parts.headers.get(http::header::HOST))
         && !auth
@@ -354,7 +368,7 @@ fn check_request_shape(state: &ProxyState, parts: &Parts) -> Result<(), S3Error>
 fn build_outbound(
     state: &ProxyState,
     parts: &Parts,
-    body: Incoming,
+    body: ClientBody,
     route: &Route,
     verified: &VerifiedRequest,
     backend: &UpstreamBackend,
@@ -429,7 +443,7 @@ fn build_outbound(
 
 /// A body that must decode to nothing: it is read and verified before anything is sent
 /// (its framing and signatures are small and bounded by the decoder's limits).
-fn verified_empty(body: Incoming, verified: &VerifiedRequest) -> OutBody {
+fn verified_empty(body: ClientBody, verified: &VerifiedRequest) -> OutBody {
     let checked = verify_body(
         body,
         &verified.payload,

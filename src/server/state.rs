@@ -18,6 +18,8 @@ use crate::upstream::{UpstreamBackend, UpstreamClient};
 pub struct RequestLimits {
     pub max_url_bytes: usize,
     pub max_signed_chunk_bytes: usize,
+    /// XML body caps and the body stall timeout (`body_guard`).
+    pub body: super::body_guard::BodyGuardLimits,
 }
 
 /// Shared, read-mostly state of the S3 proxy.
