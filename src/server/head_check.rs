@@ -179,9 +179,7 @@ fn framing_of(method: &str, headers: &[httparse::Header<'_>]) -> Result<(u64, bo
         )),
         (None, Some(te)) => {
             if !trimmed(te.value).eq_ignore_ascii_case(b"chunked") {
-                return Err(S3Error::NotImplemented(
-                    "Only Transfer-Encoding: chunked is supported.".into(),
-                ));
+                return Err(malformed("Only Transfer-Encoding: chunked is supported."));
             }
             if matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS") {
                 return Err(malformed("This method does not take a request body."));

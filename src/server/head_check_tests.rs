@@ -33,7 +33,7 @@ fn two_content_lengths_are_refused_even_when_equal() {
 }
 
 #[test]
-fn a_transfer_encoding_other_than_plain_chunked_is_not_implemented() {
+fn a_transfer_encoding_other_than_plain_chunked_is_refused() {
     for te in ["chunked, identity", "gzip, chunked", "identity"] {
         let head = format!("PUT /b/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n");
         assert_eq!(
