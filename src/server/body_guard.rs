@@ -186,7 +186,7 @@ mod tests {
             Some(6),
             Duration::from_secs(1),
         );
-        let err = b.collect().await.err().expect("over the cap");
+        let err = b.collect().await.expect_err("over the cap");
         assert_eq!(err, S3Error::MaxMessageLengthExceeded);
     }
 
@@ -197,7 +197,7 @@ mod tests {
         >());
         let b = GuardedBody::new(pending, None, Duration::from_millis(100));
         let started = std::time::Instant::now();
-        let err = b.collect().await.err().expect("stalls");
+        let err = b.collect().await.expect_err("stalls");
         assert_eq!(err, S3Error::RequestTimeout);
         assert!(started.elapsed() >= Duration::from_millis(100));
     }

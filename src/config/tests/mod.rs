@@ -5,6 +5,7 @@ mod audit;
 mod backends;
 mod env;
 mod example;
+mod limits;
 mod values;
 
 use super::{Config, ConfigError, from_toml_str};
