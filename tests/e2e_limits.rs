@@ -764,3 +764,32 @@ async fn a_transfer_encoding_on_a_get_is_refused_and_a_plain_chunked_put_is_serv
     assert_eq!(h.read_upstream(&h.bucket, "te-ok").await, data);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_with_bodies_are_all_served_through_the_head_check() {
+    let h = harness(|_| {}).await;
+    let s = rw_signer(&h);
+    let body = b"pipelined body".to_vec();
+    let mut put = Req::new("PUT", "/test/pipe", &host(&h))
+        .header("connection", "keep-alive")
+        .body(body.clone());
+    put.set_header("content-length", &body.len().to_string());
+    s.sign_header(&mut put, &sha256_hex(&body), &[]);
+    let mut bytes = raw::head_bytes(&put);
+    bytes.extend(&body);
+    bytes.extend(raw::head_bytes(&signed_get(&h, &s, "/test/pipe", &[])));
+    let mut last = Req::new("GET", "/test/pipe", &host(&h)).header("connection", "close");
+    s.sign_header(&mut last, UNSIGNED, &[]);
+    bytes.extend(raw::head_bytes(&last));
+    let mut conn = connect(h.s3_addr).await;
+    conn.write_all(&bytes).await.expect("write pipeline");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut all))
+        .await
+        .expect("all answers within 10 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+    assert_eq!(text.matches("pipelined body").count(), 2, "{text}");
+    h.shutdown().await;
+}

@@ -72,14 +72,16 @@ impl ConnGuard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes arrived from the client.
-    fn on_read(&self, data: &[u8]) -> Result<(), S3Error> {
+    /// Bytes arrived from the client. A refusal says whether a response is being
+    /// written right now (a pipelined head): then nothing may be written over it.
+    fn on_read(&self, data: &[u8]) -> Result<(), (S3Error, bool)> {
         let mut s = self.lock();
         if s.inflight == 0 && s.head_started.is_none() {
             s.head_started = Some(Instant::now());
             self.wake.notify_one();
         }
-        s.checker.feed(data)
+        let busy = s.inflight > 0;
+        s.checker.feed(data).map_err(|e| (e, busy))
     }
 
     /// hyper dispatched a request: it is in flight until the returned ticket drops
@@ -189,7 +191,8 @@ impl Body for TicketBody {
 pub struct GuardedIo {
     inner: TcpStream,
     guard: Arc<ConnGuard>,
-    /// A refusal being written; then the socket is shut down and reads see EOF.
+    /// A refusal being written (possibly nothing, behind a response in progress);
+    /// then the socket is shut down and reads see EOF.
     refusal: Option<(Bytes, usize)>,
 }
 
@@ -225,8 +228,11 @@ impl AsyncRead for GuardedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.refusal.is_some() {
+        if let Some((bytes, _)) = &this.refusal {
             // hyper sees end of input: it never gets the refused head.
+            if bytes.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
             return this.poll_refusal(cx);
         }
         let before = buf.filled().len();
@@ -237,9 +243,14 @@ impl AsyncRead for GuardedIo {
         }
         match this.guard.on_read(fresh) {
             Ok(()) => Poll::Ready(Ok(())),
-            Err(e) => {
+            Err((e, busy)) => {
                 buf.set_filled(before);
                 tracing::debug!(code = e.code(), "request head refused before parsing");
+                if busy {
+                    // hyper is writing an earlier response: end input, write nothing.
+                    this.refusal = Some((Bytes::new(), 0));
+                    return Poll::Ready(Ok(()));
+                }
                 this.refusal = Some((refusal_bytes(&e), 0));
                 this.poll_refusal(cx)
             }
