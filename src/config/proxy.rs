@@ -43,9 +43,10 @@ pub struct ProxyConfig {
     /// Serve buckets that have an anonymous binding without a signature. Default `false`.
     pub anonymous_enabled: bool,
     /// Largest request head (request line plus headers) in bytes, 1 KiB to 1 MiB.
-    /// S3 caps a PUT's headers at 8 KiB; this leaves room. Default `16384`.
+    /// S3 caps a PUT's headers at 8 KiB; this leaves room. A larger head gets `431`
+    /// `RequestHeaderSectionTooLarge` and the connection closes. Default `16384`.
     pub max_header_bytes: usize,
-    /// Most request headers accepted, 1 to 10000. Default `100`.
+    /// Most request headers accepted, 1 to 10000; more get `431` as above. Default `100`.
     pub max_headers: usize,
     /// Longest request target (path plus query) in bytes, 256 B to 65534 B (the HTTP
     /// parser's own ceiling). Longer ones get `414` `InvalidURI`. Default `8192`.

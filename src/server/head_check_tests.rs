@@ -38,7 +38,7 @@ fn a_transfer_encoding_other_than_plain_chunked_is_refused() {
         let head = format!("PUT /b/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n");
         assert_eq!(
             code(checker().feed(head.as_bytes())),
-            "NotImplemented",
+            "InvalidRequest",
             "{te}"
         );
     }
