@@ -13,7 +13,8 @@
 //!   reading a normalising hop could give it (`policy::key_path`), and must not
 //!   climb out of the bucket or collapse to the bucket itself, whatever the scope.
 //!   S3 itself never normalises, but a proxy signing with the admin key must not
-//!   depend on every hop behind it agreeing.
+//!   depend on every hop behind it agreeing. That includes `\` read as `/` and a
+//!   second percent-decoding (`key_path::spellings`).
 //! - Listings need every `prefix` parameter to start with the scope prefix, read
 //!   with `+` both as `+` and as a space (backends differ); no `prefix` means the
 //!   whole bucket, which only a prefix-free scope allows.
@@ -160,12 +161,17 @@ fn target_allowed(
     }
 }
 
-/// Every reading of `key` stays in the bucket and starts with `prefix`.
+/// Every reading of every spelling of `key` stays in the bucket and starts with
+/// `prefix` spelled the same way.
 fn key_allowed(prefix: Option<&str>, key: &str) -> bool {
     let prefix = prefix.unwrap_or("");
-    key_path::readings(key)
+    key_path::spellings(key, prefix)
         .iter()
-        .all(|r| r.as_deref().is_some_and(|k| k.starts_with(prefix)))
+        .all(|(key, prefix)| {
+            key_path::readings(key)
+                .iter()
+                .all(|r| r.as_deref().is_some_and(|k| k.starts_with(prefix.as_ref())))
+        })
 }
 
 /// Every `prefix` parameter, read with `+` literal and as a space, starts with the
