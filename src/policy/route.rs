@@ -83,6 +83,21 @@ pub fn route(
     })
 }
 
+/// The one `Host` header routing and the signature read. A request with two is
+/// refused (RFC 9112 §3.2: a server must answer 400), so the bucket a scope is
+/// checked against and the Host the tenant signed can never be different headers.
+/// A Host that is not visible ASCII routes as no Host (path style).
+pub fn single_host(headers: &http::HeaderMap) -> Result<Option<&str>, S3Error> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(S3Error::InvalidRequest(Cow::Borrowed(
+            "The request has more than one Host header.",
+        )));
+    }
+    Ok(first.and_then(|h| h.to_str().ok()))
+}
+
 /// The bucket named by `host` when it is `<bucket>.<suffix>` for a configured suffix.
 /// A host equal to a suffix is the service endpoint itself (path style), even when
 /// another, shorter suffix would read it as a bucket.

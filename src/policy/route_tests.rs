@@ -183,3 +183,14 @@ fn decoding_then_encoding_round_trips_through_route() {
         assert_eq!(r.key.as_deref(), Some(key), "{path}");
     }
 }
+
+#[test]
+fn a_second_host_header_is_refused() {
+    let mut headers = http::HeaderMap::new();
+    assert_eq!(single_host(&headers), Ok(None));
+    headers.append(http::header::HOST, "a.s3.example.com".parse().unwrap());
+    assert_eq!(single_host(&headers), Ok(Some("a.s3.example.com")));
+    headers.append(http::header::HOST, "b.s3.example.com".parse().unwrap());
+    let err = single_host(&headers).unwrap_err();
+    assert_eq!((err.status().as_u16(), err.code()), (400, "InvalidRequest"));
+}
