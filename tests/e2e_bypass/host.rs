@@ -1,0 +1,311 @@
+//! Host rows: path-style/virtual-host confusion (`Host: a.<suffix>` with path
+//! `/b/key`, where the credential may use only one of them), and SSRF shapes: a Host
+//! naming another host:port, `X-Forwarded-Host` / `Forwarded`, and absolute-form
+//! request targets. A canary listener stands in for the other host and must never see
+//! a connection; the upstream only ever gets requests addressed to its configured
+//! endpoint (the tap checks Host, signature and forwarding headers on every one).
+
+use stowage::credentials::model::Access;
+
+use crate::common::edge::host;
+use crate::common::forms::Form;
+use crate::common::signer::{EMPTY_SHA256, Req, Signer, sha256_hex};
+use crate::common::upstream_tap::{Canary, tapped_harness};
+use crate::common::{Harness, scope};
+use crate::{Matrix, Want, refused, served};
+
+const OTHER: &str = "vb-other";
+
+async fn seed(h: &Harness) {
+    h.create_bucket_upstream(OTHER).await;
+    h.put_upstream(&h.bucket, "x", b"test x").await;
+    h.put_upstream(OTHER, "x", b"other x").await;
+}
+
+fn tenant(m: &mut Matrix<'_>, bucket: &str) -> Signer {
+    let (ak, sk) = m.h.credential(vec![scope(bucket, Access::ReadWrite)]);
+    m.tenant(&ak);
+    Signer::new(&ak, &sk)
+}
+
+/// Header-sign `req` over `path` (the request target may then be rewritten).
+fn sign(s: &Signer, mut req: Req) -> Req {
+    let hash = if req.body.is_empty() && req.method == "GET" {
+        EMPTY_SHA256.to_owned()
+    } else {
+        sha256_hex(&req.body)
+    };
+    s.sign_header(&mut req, &hash, &[]);
+    req
+}
+
+/// Sign over `/path`, then send the absolute-form target `absolute`.
+fn absolute(s: Option<&Signer>, req: Req, absolute: &str) -> Req {
+    let mut req = match s {
+        Some(s) => sign(s, req),
+        None => req,
+    };
+    req.path = absolute.to_owned();
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_host_and_path_naming_different_buckets_route_by_the_host_only() {
+    let (h, tap) = tapped_harness(|_| {}).await;
+    seed(&h).await;
+    let mut m = Matrix::new(&h, &tap);
+    let only_test = tenant(&mut m, &h.bucket);
+    let only_other = tenant(&mut m, OTHER);
+    let port = h.s3_addr.port();
+    let vh = |b: &str| format!("{b}.localhost:{port}");
+    let denied = refused(403, "AccessDenied");
+    let rows: Vec<(&str, Req, Want)> = vec![
+        (
+            "Host names a bucket the key lacks, path names its own",
+            sign(&only_test, Req::new("GET", "/test/x", &vh(OTHER))),
+            denied,
+        ),
+        (
+            "PUT: Host names a bucket the key lacks, path names its own",
+            sign(
+                &only_test,
+                Req::new("PUT", "/test/y", &vh(OTHER)).body(b"y".to_vec()),
+            ),
+            denied,
+        ),
+        (
+            "the other way round",
+            sign(
+                &only_other,
+                Req::new("GET", &format!("/{OTHER}/x"), &vh("test")),
+            ),
+            denied,
+        ),
+        (
+            "upper-case Host",
+            sign(
+                &only_other,
+                Req::new(
+                    "GET",
+                    &format!("/{OTHER}/x"),
+                    &format!("TEST.LOCALHOST:{port}"),
+                ),
+            ),
+            denied,
+        ),
+        (
+            "Host with a trailing dot",
+            sign(
+                &only_other,
+                Req::new(
+                    "GET",
+                    &format!("/{OTHER}/x"),
+                    &format!("test.localhost.:{port}"),
+                ),
+            ),
+            denied,
+        ),
+        (
+            "absolute-form target agreeing with a virtual Host",
+            absolute(
+                Some(&only_test),
+                Req::new("GET", "/test/x", &vh(OTHER)),
+                &format!("http://{}/test/x", vh(OTHER)),
+            ),
+            denied,
+        ),
+        (
+            "absolute-form target naming another virtual host than Host",
+            absolute(
+                Some(&only_test),
+                Req::new("GET", "/x", &vh("test")),
+                &format!("http://{}/x", vh(OTHER)),
+            ),
+            refused(400, "InvalidRequest"),
+        ),
+        (
+            "two Host headers",
+            two_hosts(&only_other, &vh(OTHER), &vh("test")),
+            refused(400, "InvalidRequest"),
+        ),
+    ];
+    for (label, req, want) in rows {
+        m.row(label, &req, want).await;
+    }
+    m.absent("PUT confusion", &h.bucket, "y").await;
+    m.absent("PUT confusion", OTHER, "test/y").await;
+
+    // Forms: the bucket is the Host's; a policy for the other bucket does not apply.
+    let mut form = Form::new(OTHER, "f1", b"form").build(&only_other, &vh("test"));
+    form.path = "/".to_owned();
+    m.row(
+        "form for its own bucket posted to another virtual host",
+        &form,
+        denied,
+    )
+    .await;
+    let mut form = Form::new("test", "f2", b"form").build(&only_test, &vh(OTHER));
+    form.path = "/".to_owned();
+    m.row("form posted to a virtual host the key lacks", &form, denied)
+        .await;
+    m.absent("forms", &h.bucket, "f1").await;
+    m.absent("forms", OTHER, "f2").await;
+
+    // Control: the Host's bucket wins, and `/test/y` is a key inside it.
+    let req = sign(
+        &only_other,
+        Req::new("PUT", "/test/y", &vh(OTHER)).body(b"in other".to_vec()),
+    );
+    m.row(
+        "control: virtual host with a bucket-like key",
+        &req,
+        served(200),
+    )
+    .await;
+    m.holds("control", OTHER, "test/y", b"in other").await;
+    m.absent("control", &h.bucket, "y").await;
+    m.finish("virtual-host confusion");
+    h.shutdown().await;
+}
+
+/// A GET signed with the first Host, carrying a second Host header.
+fn two_hosts(s: &Signer, first: &str, second: &str) -> Req {
+    let mut req = sign(s, Req::new("GET", "/x", first));
+    req.headers.push(("host".to_owned(), second.to_owned()));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssrf_through_host_forwarded_headers_and_absolute_targets_never_leaves_the_configured_upstream()
+ {
+    let (h, tap) = tapped_harness(|_| {}).await;
+    seed(&h).await;
+    let canary = Canary::start().await;
+    let mut m = Matrix::new(&h, &tap);
+    let s = tenant(&mut m, &h.bucket);
+    let only_other = tenant(&mut m, OTHER);
+    let port = h.s3_addr.port();
+    let c = canary.addr.to_string();
+    let up = tap.upstream.to_string();
+    let me = host(&h);
+    let imds = "169.254.169.254";
+    let get = |host: &str| Req::new("GET", "/test/x", host);
+    let anonymous = refused(403, "MissingAuthenticationToken");
+    let shape = refused(400, "InvalidRequest");
+    let rows: Vec<(&str, Req, Want)> = vec![
+        ("Host: canary, signed", sign(&s, get(&c)), served(200)),
+        (
+            "Host: metadata address, signed",
+            sign(&s, get(imds)),
+            served(200),
+        ),
+        ("Host: metadata address, unsigned", get(imds), anonymous),
+        (
+            "Host: the upstream itself, signed",
+            sign(&s, get(&up)),
+            served(200),
+        ),
+        ("Host: the upstream itself, unsigned", get(&up), anonymous),
+        (
+            "X-Forwarded-Host: canary, signed",
+            sign(&s, get(&me).header("x-forwarded-host", &c)),
+            served(200),
+        ),
+        (
+            "X-Forwarded-Host: canary, unsigned header",
+            {
+                let mut r = get(&me);
+                s.sign_header(&mut r, EMPTY_SHA256, &[]);
+                r.set_header("x-forwarded-host", &c);
+                r
+            },
+            served(200),
+        ),
+        (
+            "X-Forwarded-Host: canary, no credentials",
+            get(&me).header("x-forwarded-host", &c),
+            anonymous,
+        ),
+        (
+            "X-Forwarded-Host naming a virtual host the key may use",
+            sign(
+                &only_other,
+                get(&me).header("x-forwarded-host", &format!("{OTHER}.localhost:{port}")),
+            ),
+            refused(403, "AccessDenied"),
+        ),
+        (
+            "Forwarded: host=canary",
+            sign(
+                &s,
+                get(&me).header("forwarded", &format!("host={c};proto=http")),
+            ),
+            served(200),
+        ),
+        (
+            "absolute-form to the canary, Host: proxy",
+            absolute(Some(&s), get(&me), &format!("http://{c}/test/x")),
+            shape,
+        ),
+        (
+            "absolute-form to evil.example, unsigned",
+            absolute(None, get(&me), "http://evil.example/test/x"),
+            shape,
+        ),
+        (
+            "absolute-form to the metadata service, unsigned",
+            absolute(
+                None,
+                Req::new("GET", "/latest/meta-data/", imds),
+                &format!("http://{imds}/latest/meta-data/"),
+            ),
+            anonymous,
+        ),
+        (
+            "absolute-form and Host both the canary, signed",
+            absolute(Some(&s), get(&c), &format!("http://{c}/test/x")),
+            served(200),
+        ),
+        (
+            "absolute-form https to the canary, signed",
+            absolute(Some(&s), get(&c), &format!("https://{c}/test/x")),
+            served(200),
+        ),
+        (
+            "absolute-form to the upstream, signed",
+            absolute(Some(&s), get(&up), &format!("http://{up}/test/x")),
+            served(200),
+        ),
+    ];
+    for (label, req, want) in rows {
+        let before = canary.connections();
+        let resp = m.row(label, &req, want).await;
+        if want.status == 200 && resp.is_some_and(|r| r.body != b"test x") {
+            m.fail(label, "not the configured upstream's object".into());
+        }
+        if canary.connections() != before {
+            m.fail(label, "the canary received a connection".into());
+        }
+    }
+    let raw_rows: Vec<(&str, String, Want)> = vec![
+        (
+            "CONNECT to the canary",
+            format!("CONNECT {c} HTTP/1.1\r\nhost: {c}\r\nconnection: close\r\n\r\n"),
+            shape,
+        ),
+        (
+            "CONNECT to the metadata service",
+            format!("CONNECT {imds}:80 HTTP/1.1\r\nhost: {imds}:80\r\nconnection: close\r\n\r\n"),
+            shape,
+        ),
+    ];
+    for (label, bytes, want) in raw_rows {
+        let before = canary.connections();
+        m.row_bytes(label, bytes.into_bytes(), want).await;
+        if canary.connections() != before {
+            m.fail(label, "the canary received a connection".into());
+        }
+    }
+    m.finish("SSRF shapes");
+    h.shutdown().await;
+}
