@@ -143,8 +143,12 @@ impl<'a> Matrix<'a> {
             );
         }
         self.check_no_internal_text(label, &resp);
-        self.check_upstream(label, before, want.upstream).await;
-        eprintln!("row {label}: {} {:?}", resp.status, resp.code());
+        let upstream = self.check_upstream(label, before, want.upstream).await;
+        eprintln!(
+            "row {label}: {} {:?}; upstream saw {upstream:?}",
+            resp.status,
+            resp.code()
+        );
         Some(resp)
     }
 
@@ -172,7 +176,8 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    async fn check_upstream(&mut self, label: &str, before: usize, want: Upstream) {
+    /// Returns how each request the upstream saw ended, for the row's log line.
+    async fn check_upstream(&mut self, label: &str, before: usize, want: Upstream) -> Vec<BodyEnd> {
         // A forwarded request is on the tap's wire before the proxy answers; give the
         // tap a moment to parse it, and a streamed body time to end.
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -204,6 +209,7 @@ impl<'a> Matrix<'a> {
         for s in &seen {
             self.check_hygiene(label, s);
         }
+        ends
     }
 
     /// Whatever reached the upstream was addressed to the configured endpoint, signed

@@ -45,6 +45,8 @@ enum Failure {
     UnknownKey,
     /// The credential itself is past its `expires_at`.
     ExpiredCredential,
+    /// The credential is disabled.
+    DisabledCredential,
     /// The presigned URL or the form policy has expired.
     Expired,
     /// Dated 20 minutes in the future.
@@ -58,22 +60,30 @@ enum Failure {
     HeaderAndQuery,
     /// Signed over `Host: other.example:8090`, sent with the proxy's own Host.
     OtherHost,
+    /// `host` left out of the signed headers.
+    HostNotSigned,
+    /// A hex-hashed body altered after signing.
+    ForgedBody,
 }
 
-const FAILURES: [Failure; 10] = [
+const FAILURES: [Failure; 13] = [
     Failure::None,
     Failure::WrongSecret,
     Failure::UnknownKey,
     Failure::ExpiredCredential,
+    Failure::DisabledCredential,
     Failure::Expired,
     Failure::Skewed,
     Failure::ForgedChunk,
     Failure::ForgedTrailerSignature,
     Failure::HeaderAndQuery,
     Failure::OtherHost,
+    Failure::HostNotSigned,
+    Failure::ForgedBody,
 ];
 
-/// The (shape, location) cells that exist in S3.
+/// The (shape, location) cells that exist in S3, plus presigned aws-chunked uploads,
+/// which S3 does not have and the proxy refuses whatever they carry.
 fn cells() -> Vec<(Shape, Loc)> {
     let mut out: Vec<(Shape, Loc)> = Mode::ALL
         .iter()
@@ -84,6 +94,9 @@ fn cells() -> Vec<(Shape, Loc)> {
     out.push((Shape::Put(Mode::Unsigned), Loc::Query));
     out.push((Shape::EmptyGet, Loc::Query));
     out.push((Shape::Form, Loc::Form));
+    for mode in Mode::ALL.into_iter().filter(|m| m.is_streaming()) {
+        out.push((Shape::Put(mode), Loc::Query));
+    }
     out
 }
 
@@ -94,10 +107,17 @@ fn signed_chunks(mode: Mode) -> bool {
 /// The expected answer, or `None` when the failure does not exist for this cell.
 fn expected(shape: Shape, loc: Loc, failure: Failure) -> Option<Want> {
     use Failure as F;
+    if let (Shape::Put(mode), Loc::Query) = (shape, loc)
+        && mode.is_streaming()
+    {
+        return (failure == F::None).then_some(refused(400, "InvalidRequest"));
+    }
     let want = match failure {
         F::None => served(if shape == Shape::Form { 204 } else { 200 }),
         F::WrongSecret => refused(403, "SignatureDoesNotMatch"),
-        F::UnknownKey | F::ExpiredCredential => refused(403, "InvalidAccessKeyId"),
+        F::UnknownKey | F::ExpiredCredential | F::DisabledCredential => {
+            refused(403, "InvalidAccessKeyId")
+        }
         F::Expired if loc == Loc::Header => return None,
         F::Expired => refused(403, "AccessDenied"),
         F::Skewed => refused(403, "RequestTimeTooSkewed"),
@@ -114,6 +134,15 @@ fn expected(shape: Shape, loc: Loc, failure: Failure) -> Option<Want> {
         F::HeaderAndQuery => refused(400, "InvalidArgument"),
         F::OtherHost if loc == Loc::Form => return None,
         F::OtherHost => refused(403, "SignatureDoesNotMatch"),
+        F::HostNotSigned => match (shape, loc) {
+            (Shape::Form, _) => return None,
+            (Shape::Put(m), _) if m.is_streaming() => return None,
+            _ => refused(403, "AccessDenied"),
+        },
+        F::ForgedBody => match shape {
+            Shape::Put(Mode::Hex) => aborted(400, "XAmzContentSHA256Mismatch"),
+            _ => return None,
+        },
     };
     Some(want)
 }
@@ -124,6 +153,7 @@ struct Signers {
     wrong: Signer,
     unknown: Signer,
     expired_credential: Signer,
+    disabled_credential: Signer,
 }
 
 impl Signers {
@@ -142,12 +172,15 @@ impl Signers {
                 enabled: true,
             })
             .expect("create an expired credential");
+        let (dak, dsk) = h.credential(vec![scope(&h.bucket, Access::ReadWrite)]);
+        h.store().set_enabled(&dak, false).expect("disable");
         h.reload();
         Self {
             good,
             wrong,
             unknown: Signer::new("AKIDNOTINTHESTORE000", "whatever-secret"),
             expired_credential: Signer::new(&eak, esk.expose()),
+            disabled_credential: Signer::new(&dak, &dsk),
         }
     }
 
@@ -157,6 +190,7 @@ impl Signers {
             Failure::WrongSecret => self.wrong.clone(),
             Failure::UnknownKey => self.unknown.clone(),
             Failure::ExpiredCredential => self.expired_credential.clone(),
+            Failure::DisabledCredential => self.disabled_credential.clone(),
             Failure::Skewed => self.good.clone().at(now + time::Duration::minutes(20)),
             // Presigned 10 minutes ago for 300 s.
             Failure::Expired => self.good.clone().at(now - time::Duration::minutes(10)),
@@ -185,6 +219,9 @@ fn build(
         real_host.clone()
     };
     let path = format!("/{}/{key}", h.bucket);
+    if failure == Failure::HostNotSigned {
+        return without_signed_host(&signer, shape, loc, &path, data, &real_host);
+    }
     let mut req = match shape {
         Shape::Put(mode) => {
             let location = if loc == Loc::Query {
@@ -207,6 +244,9 @@ fn build(
             );
             if failure == Failure::ForgedTrailerSignature {
                 forge_trailer_signature(&mut req.body);
+            }
+            if failure == Failure::ForgedBody {
+                req.body[5000] ^= 0x20;
             }
             req
         }
@@ -234,6 +274,40 @@ fn build(
         add_second_mechanism(&s.good, &mut req, loc);
     }
     req.set_header("host", &real_host);
+    req
+}
+
+/// A GET or a non-streaming PUT signed while it had no Host header; the Host is
+/// added afterwards, so it is present but not in the signed headers.
+fn without_signed_host(
+    signer: &Signer,
+    shape: Shape,
+    loc: Loc,
+    path: &str,
+    data: &[u8],
+    real_host: &str,
+) -> Req {
+    let (method, body, hash) = match shape {
+        Shape::Put(mode) => ("PUT", data.to_vec(), mode.content_sha256(data)),
+        _ => ("GET", Vec::new(), EMPTY_SHA256.to_owned()),
+    };
+    let mut req = Req::new(method, path, real_host).body(body);
+    req.headers.retain(|(n, _)| n != "host");
+    // Something else is signed, so the signed-header list is not empty.
+    req.set_header("range", "bytes=0-");
+    if loc == Loc::Query {
+        if method == "PUT" {
+            req.set_header("x-amz-content-sha256", &hash);
+        }
+        signer.presign(
+            &mut req,
+            300,
+            if method == "PUT" { &hash } else { UNSIGNED },
+        );
+    } else {
+        signer.sign_header(&mut req, &hash, &[]);
+    }
+    req.set_header("host", real_host);
     req
 }
 
@@ -312,15 +386,16 @@ async fn every_payload_mode_auth_location_and_failure_is_refused_before_the_upst
             };
             let req = build(&h, &signers, cell, failure, &key, &data);
             let resp = m.row(&label, &req, want).await;
-            match (failure, is_get) {
-                (Failure::None, true) => {
+            let succeeds = want.code.is_none();
+            match (succeeds, is_get) {
+                (true, true) => {
                     if resp.is_some_and(|r| r.body != data) {
                         m.fail(&label, "GET returned other bytes".into());
                     }
                 }
-                (Failure::None, false) => m.holds(&label, &h.bucket, &key, &data).await,
-                (_, false) => m.absent(&label, &h.bucket, &key).await,
-                (_, true) => {}
+                (true, false) => m.holds(&label, &h.bucket, &key, &data).await,
+                (false, false) => m.absent(&label, &h.bucket, &key).await,
+                (false, true) => {}
             }
         }
     }
