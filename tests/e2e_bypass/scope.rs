@@ -52,7 +52,7 @@ fn canonical_path(raw: &str) -> String {
 
 /// Header-signed over the canonical path with `hash` as the payload hash.
 fn sign_as(s: &Signer, mut req: Req, hash: &str) -> Req {
-    let raw = std::mem::replace(&mut req.path, String::new());
+    let raw = std::mem::take(&mut req.path);
     req.path = canonical_path(&raw);
     s.sign_header(&mut req, hash, &[]);
     req.path = raw;
