@@ -272,6 +272,11 @@ async fn ssrf_through_host_forwarded_headers_and_absolute_targets_never_leaves_t
             served(200),
         ),
         (
+            "absolute-form whose userinfo names the canary",
+            absolute(Some(&s), get(&me), &format!("http://{c}@{me}/test/x")),
+            shape,
+        ),
+        (
             "absolute-form to the upstream, signed",
             absolute(Some(&s), get(&up), &format!("http://{up}/test/x")),
             served(200),
@@ -288,6 +293,11 @@ async fn ssrf_through_host_forwarded_headers_and_absolute_targets_never_leaves_t
         }
     }
     let raw_rows: Vec<(&str, String, Want)> = vec![
+        (
+            "asterisk-form OPTIONS",
+            format!("OPTIONS * HTTP/1.1\r\nhost: {me}\r\nconnection: close\r\n\r\n"),
+            shape,
+        ),
         (
             "CONNECT to the canary",
             format!("CONNECT {c} HTTP/1.1\r\nhost: {c}\r\nconnection: close\r\n\r\n"),
