@@ -319,3 +319,72 @@ async fn ssrf_through_host_forwarded_headers_and_absolute_targets_never_leaves_t
     m.finish("SSRF shapes");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_host_suffixes_pick_the_longest_and_match_whole_labels() {
+    let (h, tap) = tapped_harness(|c| {
+        c.s3_proxy.host_suffixes = vec!["example.test".to_owned(), "s3.example.test".to_owned()];
+    })
+    .await;
+    seed(&h).await;
+    let mut m = Matrix::new(&h, &tap);
+    let only_test = tenant(&mut m, &h.bucket);
+    let only_other = tenant(&mut m, OTHER);
+    let dotted = tenant(&mut m, "test.s3");
+    let denied = refused(403, "AccessDenied");
+    let rows: Vec<(&str, Req, Want)> = vec![
+        (
+            "longest suffix wins: test.s3.example.test is bucket test, not test.s3",
+            sign(&dotted, Req::new("GET", "/x", "test.s3.example.test")),
+            denied,
+        ),
+        (
+            "a Host equal to a suffix is path style",
+            sign(&only_other, Req::new("GET", "/test/x", "s3.example.test")),
+            denied,
+        ),
+        (
+            "a suffix matches whole labels only",
+            sign(
+                &only_test,
+                Req::new("GET", &format!("/{OTHER}/x"), "testexample.test"),
+            ),
+            denied,
+        ),
+        (
+            "a suffix in the middle of the Host does not count",
+            sign(
+                &only_test,
+                Req::new(
+                    "GET",
+                    &format!("/{OTHER}/x"),
+                    "test.s3.example.test.evil.example",
+                ),
+            ),
+            denied,
+        ),
+        (
+            "control: virtual host under the longer suffix",
+            sign(&only_test, Req::new("GET", "/x", "test.s3.example.test")),
+            served(200),
+        ),
+        (
+            "control: virtual host under the shorter suffix",
+            sign(&only_test, Req::new("GET", "/x", "test.example.test")),
+            served(200),
+        ),
+        (
+            "control: path style on the suffix itself",
+            sign(&only_test, Req::new("GET", "/test/x", "s3.example.test")),
+            served(200),
+        ),
+    ];
+    for (label, req, want) in rows {
+        let resp = m.row(label, &req, want).await;
+        if want.status == 200 && resp.is_some_and(|r| r.body != b"test x") {
+            m.fail(label, "not test/x".into());
+        }
+    }
+    m.finish("nested host suffixes");
+    h.shutdown().await;
+}
