@@ -55,6 +55,9 @@ enum Failure {
     ForgedChunk,
     /// The trailer signature altered.
     ForgedTrailerSignature,
+    /// The trailer signature line left out (the request re-signed for the shorter
+    /// body, so only the trailer's signature is missing).
+    MissingTrailerSignature,
     /// Both an Authorization header and presign query parameters (for a form: an
     /// Authorization header beside the policy).
     HeaderAndQuery,
@@ -66,7 +69,7 @@ enum Failure {
     ForgedBody,
 }
 
-const FAILURES: [Failure; 13] = [
+const FAILURES: [Failure; 14] = [
     Failure::None,
     Failure::WrongSecret,
     Failure::UnknownKey,
@@ -76,6 +79,7 @@ const FAILURES: [Failure; 13] = [
     Failure::Skewed,
     Failure::ForgedChunk,
     Failure::ForgedTrailerSignature,
+    Failure::MissingTrailerSignature,
     Failure::HeaderAndQuery,
     Failure::OtherHost,
     Failure::HostNotSigned,
@@ -127,7 +131,7 @@ fn expected(shape: Shape, loc: Loc, failure: Failure) -> Option<Want> {
             Shape::Put(Mode::StreamingUnsignedTrailer) => aborted(400, "BadDigest"),
             _ => return None,
         },
-        F::ForgedTrailerSignature => match shape {
+        F::ForgedTrailerSignature | F::MissingTrailerSignature => match shape {
             Shape::Put(Mode::StreamingSignedTrailer) => aborted(403, "SignatureDoesNotMatch"),
             _ => return None,
         },
@@ -245,6 +249,9 @@ fn build(
             if failure == Failure::ForgedTrailerSignature {
                 forge_trailer_signature(&mut req.body);
             }
+            if failure == Failure::MissingTrailerSignature {
+                drop_trailer_signature(&signer, &mut req, mode, data);
+            }
             if failure == Failure::ForgedBody {
                 req.body[5000] ^= 0x20;
             }
@@ -346,6 +353,23 @@ fn forge_trailer_signature(body: &mut [u8]) {
         .expect("a signed trailer")
         + name.len();
     body[at] = if body[at] == b'0' { b'1' } else { b'0' };
+}
+
+/// Re-sign `req` for a body without its `x-amz-trailer-signature` line, then send
+/// that body: every chunk signature is right, the trailer is unsigned.
+fn drop_trailer_signature(signer: &Signer, req: &mut Req, mode: Mode, data: &[u8]) {
+    let line_len = "x-amz-trailer-signature:".len() + 64 + 2;
+    let len = req.body.len() - line_len;
+    req.set_header("content-length", &len.to_string());
+    let seed = signer.sign_header(req, &mode.content_sha256(data), &[]);
+    let body = uploads::encode_body(signer, mode, &seed, data, CHUNK, &Tamper::default());
+    let name = b"x-amz-trailer-signature:";
+    let at = body
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("a signed trailer");
+    req.body = [&body[..at], &body[at + line_len..]].concat();
+    assert_eq!(req.body.len(), len, "trailer signature line removed");
 }
 
 fn label(shape: Shape, loc: Loc, failure: Failure) -> String {
