@@ -534,3 +534,83 @@ async fn prefix_escapes_through_dots_encodings_and_slashes_are_refused_before_th
     m.finish("prefix escapes");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_keys_in_every_xml_spelling_are_checked_against_the_prefix() {
+    let (h, tap) = tapped_harness(|_| {}).await;
+    seed(&h).await;
+    let mut m = Matrix::new(&h, &tap);
+    let s = tenant(
+        &mut m,
+        vec![prefix_scope(&h.bucket, Access::ReadWrite, "team/")],
+    );
+    let hs = host(&h);
+    let denied = refused(403, "AccessDenied");
+    let wrap = |objects: &str| format!("<Delete>{objects}</Delete>");
+    let obj = |key: &str| format!("<Object><Key>{key}</Key></Object>");
+    let rows: Vec<(&str, String, Want)> = vec![
+        ("plain key outside", wrap(&obj("other/secret.txt")), denied),
+        ("CDATA key", wrap(&obj("<![CDATA[other/secret.txt]]>")), denied),
+        (
+            "text then CDATA",
+            wrap(&obj("team/<![CDATA[../other/secret.txt]]>")),
+            denied,
+        ),
+        ("character reference", wrap(&obj("&#111;ther/secret.txt")), denied),
+        (
+            "character-reference dots",
+            wrap(&obj("team/&#46;&#46;/other/secret.txt")),
+            denied,
+        ),
+        (
+            "comment inside the key",
+            wrap(&obj("team/<!-- -->../other/secret.txt")),
+            denied,
+        ),
+        (
+            "namespace prefix",
+            "<s3:Delete xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\"><s3:Object><s3:Key>other/secret.txt</s3:Key></s3:Object></s3:Delete>".to_owned(),
+            denied,
+        ),
+        (
+            "an element inside the key",
+            wrap(&obj("team/<b/>../other/secret.txt")),
+            refused(400, "InvalidRequest"),
+        ),
+        ("no key at all", wrap(""), refused(400, "InvalidRequest")),
+        (
+            "one key inside, one outside",
+            wrap(&format!("{}{}", obj("team/a.txt"), obj("other/secret.txt"))),
+            denied,
+        ),
+    ];
+    for (label, xml, want) in rows {
+        let req = Req::new("POST", &format!("/{}", h.bucket), &hs)
+            .query("delete", "")
+            .header("content-md5", &content_md5(xml.as_bytes()))
+            .body(xml.into_bytes());
+        m.row(label, &signed_body(&s, req), want).await;
+        for key in ["other/secret.txt", "team/a.txt"] {
+            if !h.exists_upstream(&h.bucket, key).await {
+                m.fail(label, format!("{key} was deleted"));
+                h.put_upstream(&h.bucket, key, SECRET).await;
+            }
+        }
+    }
+    // Control: a key inside the prefix is deleted.
+    let xml = wrap(&obj("team/a.txt"));
+    let req = Req::new("POST", &format!("/{}", h.bucket), &hs)
+        .query("delete", "")
+        .header("content-md5", &content_md5(xml.as_bytes()))
+        .body(xml.into_bytes());
+    m.row("control", &signed_body(&s, req), served(200)).await;
+    m.absent("control", &h.bucket, "team/a.txt").await;
+    m.finish("DeleteObjects keys");
+    h.shutdown().await;
+}
+
+fn content_md5(body: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
+}
