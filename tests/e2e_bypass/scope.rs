@@ -683,3 +683,61 @@ fn signed_raw_query(s: &Signer, mut req: Req, raw_query: &str) -> Req {
     req.path = format!("{}?{raw_query}", req.path);
     req
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_reads_cannot_leave_the_bound_bucket_or_write() {
+    let (h, tap) = tapped_harness(|c| {
+        c.s3_proxy.anonymous_enabled = true;
+        c.s3_proxy.unauthenticated_per_ip_rps = 0;
+    })
+    .await;
+    seed(&h).await;
+    h.store()
+        .set_anonymous(
+            &stowage::quota::BucketKey::new(crate::common::BACKEND, &h.bucket),
+            stowage::credentials::anonymous::AnonymousMode::ReadOnly,
+            None,
+        )
+        .expect("bind");
+    let r = h.running();
+    stowage::cors::store::reload(h.store(), &r.cors, &r.bindings).expect("reload");
+    let mut m = Matrix::new(&h, &tap);
+    let hs = host(&h);
+    let vh = format!("test.localhost:{}", h.s3_addr.port());
+    let denied = refused(403, "AccessDenied");
+    let anonymous = refused(403, "MissingAuthenticationToken");
+    // Outside the allowlist on a bound bucket: AccessDenied; an unbound bucket: the
+    // request simply lacks authentication.
+    let rows: Vec<(&str, &str, &str, Want)> = vec![
+        ("GET", "/test/team/a.txt", &hs, served(200)),
+        ("GET", "/test/../private/secret.txt", &hs, denied),
+        ("GET", "/test/%2e%2e/private/secret.txt", &hs, denied),
+        ("GET", "/test/..%2Fprivate%2Fsecret.txt", &hs, denied),
+        ("GET", "/test/..%252Fprivate%252Fsecret.txt", &hs, denied),
+        ("GET", "/test/..%5Cprivate%5Csecret.txt", &hs, denied),
+        ("GET", "/../private/secret.txt", &vh, denied),
+        ("GET", "/private/secret.txt", &hs, anonymous),
+        ("PUT", "/test/anon-put", &hs, denied),
+        ("DELETE", "/test/team/a.txt", &hs, denied),
+        ("GET", "/test?acl", &hs, denied),
+        ("GET", "/test/team/a.txt?versionId=1", &hs, denied),
+    ];
+    for (method, target, host, want) in rows {
+        let mut req = Req::new(method, target, host);
+        if method == "PUT" {
+            req = req.body(b"anon".to_vec());
+        }
+        m.row(
+            &format!("anonymous {method} {target} (Host {host})"),
+            &req,
+            want,
+        )
+        .await;
+    }
+    m.absent("anonymous PUT", &h.bucket, "anon-put").await;
+    if !h.exists_upstream(&h.bucket, "team/a.txt").await {
+        m.fail("anonymous DELETE", "team/a.txt was deleted".into());
+    }
+    m.finish("anonymous escapes");
+    h.shutdown().await;
+}
