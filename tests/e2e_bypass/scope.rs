@@ -741,3 +741,40 @@ async fn anonymous_reads_cannot_leave_the_bound_bucket_or_write() {
     m.finish("anonymous escapes");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusual_methods_and_method_overrides_do_not_change_the_operation() {
+    let (h, tap) = tapped_harness(|_| {}).await;
+    seed(&h).await;
+    let mut m = Matrix::new(&h, &tap);
+    let ro = tenant(&mut m, vec![scope(&h.bucket, Access::ReadOnly)]);
+    let hs = host(&h);
+    let obj = format!("/{}/team/a.txt", h.bucket);
+    for method in ["PATCH", "PROPFIND", "TRACE", "MKCOL", "COPY", "MOVE"] {
+        let req = Req::new(method, &obj, &hs).header("destination", "/test/other/moved");
+        m.row(
+            &format!("{method} with a read-only key"),
+            &signed(&ro, req),
+            refused(403, "AccessDenied"),
+        )
+        .await;
+    }
+    for header in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        let req = Req::new("GET", &obj, &hs).header(header, "DELETE");
+        let label = format!("GET with {header}: DELETE");
+        m.row(&label, &signed(&ro, req), served(200)).await;
+        let seen = tap.since(tap.count().saturating_sub(1));
+        if seen.iter().any(|s| s.header(header).is_some()) {
+            m.fail(&label, format!("{header} reached the upstream"));
+        }
+    }
+    if !h.exists_upstream(&h.bucket, "team/a.txt").await {
+        m.fail("method override", "team/a.txt was deleted".into());
+    }
+    m.finish("methods");
+    h.shutdown().await;
+}
