@@ -29,7 +29,7 @@ use crate::auth::body::{BodyHandle, BodyLimits, verify_body};
 use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
 use crate::policy::operation::{S3Operation, classify};
-use crate::policy::route::{Route, encode_path, route, single_host};
+use crate::policy::route::{Route, encode_path, request_host, route};
 use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
 use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
@@ -137,7 +137,7 @@ async fn pipeline(
 
     // 2. Route: bucket and key from the path or a configured host suffix, then the
     //    named S3 operation and its access class.
-    let host = single_host(&parts.headers)?;
+    let host = request_host(parts.version, &parts.headers, &parts.uri)?;
     let route = route(host, parts.uri.path(), &state.host_suffixes)?;
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
     ex.bucket.clone_from(&route.bucket);

@@ -132,6 +132,19 @@ async fn virtual_host_and_path_naming_different_buckets_route_by_the_host_only()
     for (label, req, want) in rows {
         m.row(label, &req, want).await;
     }
+    // HTTP/1.0 without Host: the target's authority routes, as it was signed.
+    let signed = sign(&only_test, Req::new("GET", "/test/x", &vh(OTHER)));
+    let mut head = format!("GET http://{}/test/x HTTP/1.0\r\n", vh(OTHER));
+    for (n, v) in signed.headers.iter().filter(|(n, _)| n != "host") {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    m.row_bytes(
+        "HTTP/1.0 absolute-form virtual host without Host",
+        head.into_bytes(),
+        denied,
+    )
+    .await;
     m.absent("PUT confusion", &h.bucket, "y").await;
     m.absent("PUT confusion", OTHER, "test/y").await;
 
@@ -309,6 +322,26 @@ async fn ssrf_through_host_forwarded_headers_and_absolute_targets_never_leaves_t
             shape,
         ),
     ];
+    // Absolute-form with no Host header at all, signed as if the authority were the
+    // Host: HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/1.0 does not, and its
+    // authority then stands for the Host (and is still not where the request goes).
+    for (version, want) in [("HTTP/1.1", shape), ("HTTP/1.0", served(200))] {
+        let signed = sign(&s, get(&c));
+        let mut head = format!("GET http://{c}/test/x {version}\r\n");
+        for (n, v) in signed.headers.iter().filter(|(n, _)| n != "host") {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("connection: close\r\n\r\n");
+        let label = format!("absolute-form to the canary without Host, {version}");
+        let before = canary.connections();
+        let resp = m.row_bytes(&label, head.into_bytes(), want).await;
+        if want.status == 200 && resp.is_some_and(|r| r.body != b"test x") {
+            m.fail(&label, "not the configured upstream's object".into());
+        }
+        if canary.connections() != before {
+            m.fail(&label, "the canary received a connection".into());
+        }
+    }
     for (label, bytes, want) in raw_rows {
         let before = canary.connections();
         m.row_bytes(label, bytes.into_bytes(), want).await;
