@@ -21,9 +21,10 @@
 //! - Bucket-wide operations (configuration, CreateBucket, DeleteBucket) need a
 //!   prefix-free scope; HeadBucket, GetBucketLocation and GetBucketVersioning do not.
 //! - DeleteObjects and POST Object carry their keys in the body: [`authorize`] allows
-//!   them only through a prefix-free scope. For prefix-scoped credentials the
-//!   pipeline may parse the keys and call [`authorize_keys`] instead
-//!   ([`needs_key_check`] says when).
+//!   them only through a prefix-free scope, and the pipeline parses DeleteObjects'
+//!   keys and decides with [`authorize_keys`] whatever the scope ([`needs_key_check`]):
+//!   a prefix-free scope still needs every key to stay inside the bucket, since
+//!   `../other/k` would delete another bucket's object on a filesystem-backed upstream.
 //! - A copy source (CopyObject, UploadPartCopy, or any request carrying one) must be
 //!   readable: `Read` on its bucket and its key within a prefix.
 
@@ -99,17 +100,14 @@ pub fn authorize_keys(
     Ok(())
 }
 
-/// True when [`authorize`] refuses a body-keys operation (DeleteObjects, POST Object)
-/// only because every granting scope has a prefix: the pipeline may then parse the
-/// keys and decide with [`authorize_keys`].
+/// True when the pipeline must parse a body-keys operation's keys (DeleteObjects) and
+/// decide with [`authorize_keys`] instead of [`authorize`]: whenever some scope grants
+/// the operation on the bucket. Every key must then be within a granting scope's
+/// prefix, and stay inside the bucket under every reading, even for a prefix-free
+/// scope.
 #[must_use]
 pub fn needs_key_check(cred: &Credential, bucket: &str, op: S3Operation) -> bool {
-    if op.target() != Target::BodyKeys {
-        return false;
-    }
-    let class = op.access_class();
-    granting(cred, bucket, class).next().is_some()
-        && granting(cred, bucket, class).all(|s| scope_prefix(s).is_some())
+    op.target() == Target::BodyKeys && granting(cred, bucket, op.access_class()).next().is_some()
 }
 
 const ACCESS_DENIED: &str = "Access Denied";

@@ -205,7 +205,17 @@ fn body_keys_are_checked_against_prefix_scopes() {
     assert!(!needs_key_check(&ro, "photos", op));
     assert!(authorize_keys(&ro, "photos", op, &["user1/a"]).is_err());
     let full = cred(vec![scope("photos", ReadWrite, None)]);
-    assert!(!needs_key_check(&full, "photos", op));
+    assert!(
+        needs_key_check(&full, "photos", op),
+        "prefix-free scopes too"
+    );
+    assert!(authorize_keys(&full, "photos", op, &["a", "b/../c", "user2/x"]).is_ok());
+    for out in ["../other/k", "a/../../other/k", "..\\other\\k", ".", "a/.."] {
+        assert!(
+            authorize_keys(&full, "photos", op, &[out]).is_err(),
+            "{out}"
+        );
+    }
     assert!(!needs_key_check(&c, "photos", S3Operation::PutObject));
 }
 

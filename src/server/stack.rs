@@ -173,8 +173,9 @@ async fn pipeline(
 
     // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
     let copy_source = copy_source_from_headers(&parts.headers)?;
-    //    DeleteObjects carries its keys in the body: a prefix-scoped credential is
-    //    checked key by key once the (bounded, verified) body has been read.
+    //    DeleteObjects carries its keys in the body: they are checked key by key
+    //    (prefix, and never out of the bucket) once the (bounded, verified) body has
+    //    been read.
     let check_body_keys = route
         .bucket
         .as_deref()

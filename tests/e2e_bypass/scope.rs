@@ -778,3 +778,48 @@ async fn unusual_methods_and_method_overrides_do_not_change_the_operation() {
     m.finish("methods");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_keys_cannot_climb_out_of_the_bucket_whatever_the_scope() {
+    let (h, tap) = tapped_harness(|_| {}).await;
+    seed(&h).await;
+    let mut m = Matrix::new(&h, &tap);
+    let s = tenant(&mut m, vec![scope(&h.bucket, Access::ReadWrite)]);
+    let hs = host(&h);
+    let obj = |key: &str| format!("<Delete><Object><Key>{key}</Key></Object></Delete>");
+    let denied = refused(403, "AccessDenied");
+    let rows: Vec<(&str, String, Want)> = vec![
+        (
+            "dot-dot out of the bucket",
+            obj("../private/secret.txt"),
+            denied,
+        ),
+        ("nested dot-dot", obj("a/../../private/secret.txt"), denied),
+        ("backslashes", obj("..\\private\\secret.txt"), denied),
+        ("the bucket itself", obj("."), denied),
+        ("control", obj("other/secret.txt"), served(200)),
+    ];
+    for (label, xml, want) in rows {
+        let req = Req::new("POST", &format!("/{}", h.bucket), &hs)
+            .query("delete", "")
+            .header("content-md5", &content_md5(xml.as_bytes()))
+            .body(xml.into_bytes());
+        m.row(label, &signed_body(&s, req), want).await;
+        if !h.exists_upstream("private", "secret.txt").await {
+            m.fail(label, "private/secret.txt was deleted".into());
+            h.put_upstream("private", "secret.txt", SECRET).await;
+        }
+    }
+    m.absent("control", &h.bucket, "other/secret.txt").await;
+    // A form's key is checked the same way.
+    for key in ["../private/secret.txt", "a/../../private/secret.txt"] {
+        let label = format!("POST form with key {key}");
+        let form = Form::new(&h.bucket, key, b"overwritten").build(&s, &hs);
+        m.row(&label, &form, denied).await;
+        if h.read_upstream("private", "secret.txt").await != SECRET {
+            m.fail(&label, "private/secret.txt was overwritten".into());
+        }
+    }
+    m.finish("DeleteObjects climbing out");
+    h.shutdown().await;
+}
