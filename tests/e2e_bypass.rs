@@ -9,10 +9,13 @@
 //!
 //! A failing row is named by its label; all rows run and every failure is listed.
 //!
-//! - here: payload mode × auth location × failure;
+//! - `e2e_bypass/auth.rs`: payload mode × auth location × failure, and presigned-URL
+//!   reuse;
 //! - `e2e_bypass/scope.rs`: copy-source escapes, bucket-admin escalation, read-only
-//!   writes, prefix escapes;
-//! - `e2e_bypass/host.rs`: path-style/virtual-host confusion and SSRF shapes.
+//!   writes, prefix escapes, DeleteObjects keys, listing prefixes, anonymous bindings,
+//!   method overrides;
+//! - `e2e_bypass/host.rs`: path-style/virtual-host confusion (nested suffixes too) and
+//!   SSRF shapes.
 
 mod common;
 

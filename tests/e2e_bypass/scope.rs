@@ -1,7 +1,9 @@
 //! Scope rows: copy-source escapes (another bucket, another prefix, encoded, with
 //! `?versionId`), bucket-admin escalation with a read-write key, every write verb with
-//! a read-only key, and prefix escapes through dot-segments, encoded slashes, double
-//! encoding, double slashes and backslashes.
+//! a read-only key, prefix escapes through dot-segments, encoded slashes, double
+//! encoding, double slashes and backslashes, DeleteObjects keys in every XML spelling
+//! and climbing out of the bucket, listing prefixes, anonymous bindings, and methods
+//! or method overrides that would change the operation.
 
 use stowage::credentials::model::Access;
 
