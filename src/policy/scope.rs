@@ -190,7 +190,13 @@ fn list_prefix_allowed(prefix: Option<&str>, query: &Query<'_>) -> bool {
     })
 }
 
-fn authorize_copy_source(cred: &Credential, src: &CopySource) -> Result<(), S3Error> {
+/// A copy source must be readable: `Read` on its bucket and its key within a prefix.
+/// [`authorize`] applies it; a body-keys operation decided by [`authorize_keys`]
+/// applies it on its own.
+///
+/// # Errors
+/// `AccessDenied` when no scope lets the credential read the source.
+pub fn authorize_copy_source(cred: &Credential, src: &CopySource) -> Result<(), S3Error> {
     let readable = granting(cred, &src.bucket, AccessClass::Read)
         .any(|s| key_allowed(scope_prefix(s), &src.key));
     if readable {

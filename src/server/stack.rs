@@ -30,7 +30,9 @@ use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
 use crate::policy::operation::{S3Operation, classify};
 use crate::policy::route::{Route, encode_path, request_host, route};
-use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
+use crate::policy::scope::{
+    CopySource, authorize, authorize_copy_source, copy_source_from_headers, needs_key_check,
+};
 use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
@@ -188,6 +190,8 @@ async fn pipeline(
             parts.uri.query(),
             copy_source.as_ref(),
         )?;
+    } else if let Some(src) = copy_source.as_ref() {
+        authorize_copy_source(&verified.credential, src)?;
     }
 
     //    Object ACLs reach past the proxy (a public-read object is served by the

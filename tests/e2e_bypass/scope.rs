@@ -813,6 +813,19 @@ async fn delete_objects_keys_cannot_climb_out_of_the_bucket_whatever_the_scope()
         }
     }
     m.absent("control", &h.bucket, "other/secret.txt").await;
+    // A copy source on any request must be readable, DeleteObjects included.
+    let xml = obj("team/a.txt");
+    let req = Req::new("POST", &format!("/{}", h.bucket), &hs)
+        .query("delete", "")
+        .header("content-md5", &content_md5(xml.as_bytes()))
+        .header("x-amz-copy-source", "/private/secret.txt")
+        .body(xml.into_bytes());
+    m.row(
+        "DeleteObjects carrying an out-of-scope copy source",
+        &signed_body(&s, req),
+        denied,
+    )
+    .await;
     // A form's key is checked the same way.
     for key in ["../private/secret.txt", "a/../../private/secret.txt"] {
         let label = format!("POST form with key {key}");
