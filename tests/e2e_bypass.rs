@@ -9,11 +9,12 @@
 //!
 //! A failing row is named by its label; all rows run and every failure is listed.
 //!
-//! - `e2e_bypass/auth.rs`: payload mode × auth location × failure, and presigned-URL
-//!   reuse;
-//! - `e2e_bypass/scope.rs`: copy-source escapes, bucket-admin escalation, read-only
-//!   writes, prefix escapes, DeleteObjects keys, listing prefixes, anonymous bindings,
-//!   method overrides;
+//! - `e2e_bypass/auth.rs`: payload mode × auth location × failure;
+//! - `e2e_bypass/presign.rs`: presigned-URL reuse;
+//! - `e2e_bypass/scope.rs`: copy-source escapes, bucket-admin escalation;
+//! - `e2e_bypass/writes.rs`: read-only writes, prefix escapes;
+//! - `e2e_bypass/keys.rs`: DeleteObjects keys, form keys, listing prefixes, anonymous
+//!   bindings, method overrides;
 //! - `e2e_bypass/host.rs`: path-style/virtual-host confusion (nested suffixes too) and
 //!   SSRF shapes.
 
@@ -32,8 +33,14 @@ use tokio::net::TcpStream;
 mod auth;
 #[path = "e2e_bypass/host.rs"]
 mod host;
+#[path = "e2e_bypass/keys.rs"]
+mod keys;
+#[path = "e2e_bypass/presign.rs"]
+mod presign;
 #[path = "e2e_bypass/scope.rs"]
 mod scope;
+#[path = "e2e_bypass/writes.rs"]
+mod writes;
 
 /// What the upstream must have received while a row ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
