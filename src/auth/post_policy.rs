@@ -17,6 +17,8 @@
 //!   the caller checks scope on the key after substitution.
 //! - `expiration` is required; the form's `x-amz-date` may be at most
 //!   `max_presign_expiry` old and at most `max_skew` in the future.
+//! - A form with an `Authorization` header or presign query parameters is refused
+//!   (400 `InvalidArgument`, "Only one auth mechanism allowed").
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -293,6 +295,24 @@ fn condition(v: &Value) -> Result<Condition, PolicyError> {
         }
         _ => Err(BAD),
     }
+}
+
+/// A form authenticates with its policy only: an `Authorization` header or presign
+/// query parameters beside it make two mechanisms, refused as S3 refuses a header
+/// next to a presigned query (which signature would decide?). Checked before the
+/// body is read.
+///
+/// # Errors
+/// [`AuthError::Ambiguous`] when the request carries another mechanism.
+pub fn check_form_is_only_mechanism(
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Result<(), AuthError> {
+    let presign = !matches!(super::parse::parse_presigned(query.unwrap_or("")), Ok(None));
+    if presign || headers.contains_key(http::header::AUTHORIZATION) {
+        return Err(AuthError::Ambiguous);
+    }
+    Ok(())
 }
 
 /// What [`verify_form`] read from the form: the policy, checked later against the

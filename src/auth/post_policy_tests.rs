@@ -314,3 +314,32 @@ fn debug_output_names_the_fields_but_never_their_values() {
     assert!(!text.contains(&sig), "{text}");
     assert!(!text.contains(f.get("policy").unwrap()), "{text}");
 }
+
+#[test]
+fn a_form_beside_an_authorization_header_or_presign_query_is_ambiguous() {
+    let mut headers = http::HeaderMap::new();
+    assert_eq!(check_form_is_only_mechanism(&headers, None), Ok(()));
+    assert_eq!(
+        check_form_is_only_mechanism(&headers, Some("uploads&x-id=PostObject")),
+        Ok(())
+    );
+    for query in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Signature=00",
+        "X-Amz-Credential=AK%2F20261201%2Fus-east-1%2Fs3%2Faws4_request",
+    ] {
+        assert_eq!(
+            check_form_is_only_mechanism(&headers, Some(query)),
+            Err(AuthError::Ambiguous),
+            "{query}"
+        );
+    }
+    headers.insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=x"),
+    );
+    assert_eq!(
+        check_form_is_only_mechanism(&headers, None),
+        Err(AuthError::Ambiguous)
+    );
+}

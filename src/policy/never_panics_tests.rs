@@ -3,7 +3,7 @@
 use http::{HeaderMap, Method};
 use proptest::prelude::*;
 
-use super::key_path::readings;
+use super::key_path::{readings, spellings};
 use super::list_buckets::{ListBucketsQuery, parse_upstream_list_buckets};
 use super::operation::classify;
 use super::route::{encode_path, route};
@@ -11,7 +11,7 @@ use super::scope::parse_copy_source;
 
 /// Text biased towards the characters that matter to these parsers.
 fn tricky() -> impl Strategy<Value = String> {
-    proptest::string::string_regex("[a-z0-9/%.?&=+ _\\-A-F\u{0}\u{e9}]{0,64}").unwrap()
+    proptest::string::string_regex("[a-z0-9/%.?&=+ _\\-A-F\\\\\u{0}\u{e9}]{0,64}").unwrap()
 }
 
 proptest! {
@@ -34,6 +34,9 @@ proptest! {
         let _ = parse_copy_source(&s);
         let _ = ListBucketsQuery::parse(Some(&s));
         let _ = readings(&s);
+        let spelled = spellings(&s, "a%41\\/");
+        prop_assert_eq!(spelled[0].0.as_ref(), s.as_str());
+        prop_assert!(spelled.len() <= 4);
         let _ = parse_upstream_list_buckets(&bytes);
         let _ = parse_upstream_list_buckets(format!("<Bucket><Name>{s}</Name></Bucket>").as_bytes());
     }

@@ -83,6 +83,33 @@ pub fn route(
     })
 }
 
+/// The authority a request addresses, the one routing and the signature both read:
+/// the `Host` header, or without one the request target's authority (an HTTP/1.0
+/// absolute-form target, HTTP/2's `:authority`). Two `Host` headers, or an HTTP/1.1
+/// request without one, are refused (RFC 9112 §3.2: a server must answer 400), so the
+/// bucket a scope is checked against and the Host the tenant signed can never differ.
+/// A Host that is not visible ASCII routes as no Host (path style).
+pub fn request_host<'a>(
+    version: http::Version,
+    headers: &'a http::HeaderMap,
+    uri: &'a http::Uri,
+) -> Result<Option<&'a str>, S3Error> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(S3Error::InvalidRequest(Cow::Borrowed(
+            "The request has more than one Host header.",
+        )));
+    }
+    match first {
+        Some(h) => Ok(h.to_str().ok()),
+        None if version == http::Version::HTTP_11 => Err(S3Error::InvalidRequest(Cow::Borrowed(
+            "The request has no Host header.",
+        ))),
+        None => Ok(uri.authority().map(http::uri::Authority::as_str)),
+    }
+}
+
 /// The bucket named by `host` when it is `<bucket>.<suffix>` for a configured suffix.
 /// A host equal to a suffix is the service endpoint itself (path style), even when
 /// another, shorter suffix would read it as a bucket.

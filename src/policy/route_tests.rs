@@ -183,3 +183,40 @@ fn decoding_then_encoding_round_trips_through_route() {
         assert_eq!(r.key.as_deref(), Some(key), "{path}");
     }
 }
+
+#[test]
+fn the_host_is_the_one_host_header_or_else_the_target_authority() {
+    use http::Version;
+    let plain: http::Uri = "/b/k".parse().unwrap();
+    let absolute: http::Uri = "http://b.s3.example.com/k".parse().unwrap();
+    let mut headers = http::HeaderMap::new();
+    let refused = |r: Result<Option<&str>, S3Error>| {
+        let e = r.unwrap_err();
+        (e.status().as_u16(), e.code())
+    };
+    assert_eq!(
+        refused(request_host(Version::HTTP_11, &headers, &absolute)),
+        (400, "InvalidRequest"),
+        "HTTP/1.1 needs a Host"
+    );
+    assert_eq!(request_host(Version::HTTP_10, &headers, &plain), Ok(None));
+    assert_eq!(
+        request_host(Version::HTTP_10, &headers, &absolute),
+        Ok(Some("b.s3.example.com"))
+    );
+    assert_eq!(
+        request_host(Version::HTTP_2, &headers, &absolute),
+        Ok(Some("b.s3.example.com"))
+    );
+    headers.append(http::header::HOST, "a.s3.example.com".parse().unwrap());
+    assert_eq!(
+        request_host(Version::HTTP_11, &headers, &plain),
+        Ok(Some("a.s3.example.com"))
+    );
+    headers.append(http::header::HOST, "b.s3.example.com".parse().unwrap());
+    assert_eq!(
+        refused(request_host(Version::HTTP_11, &headers, &plain)),
+        (400, "InvalidRequest"),
+        "two Host headers"
+    );
+}

@@ -13,16 +13,18 @@
 //!   reading a normalising hop could give it (`policy::key_path`), and must not
 //!   climb out of the bucket or collapse to the bucket itself, whatever the scope.
 //!   S3 itself never normalises, but a proxy signing with the admin key must not
-//!   depend on every hop behind it agreeing.
+//!   depend on every hop behind it agreeing. That includes `\` read as `/` and a
+//!   second percent-decoding (`key_path::spellings`).
 //! - Listings need every `prefix` parameter to start with the scope prefix, read
 //!   with `+` both as `+` and as a space (backends differ); no `prefix` means the
 //!   whole bucket, which only a prefix-free scope allows.
 //! - Bucket-wide operations (configuration, CreateBucket, DeleteBucket) need a
 //!   prefix-free scope; HeadBucket, GetBucketLocation and GetBucketVersioning do not.
 //! - DeleteObjects and POST Object carry their keys in the body: [`authorize`] allows
-//!   them only through a prefix-free scope. For prefix-scoped credentials the
-//!   pipeline may parse the keys and call [`authorize_keys`] instead
-//!   ([`needs_key_check`] says when).
+//!   them only through a prefix-free scope, and the pipeline parses DeleteObjects'
+//!   keys and decides with [`authorize_keys`] whatever the scope ([`needs_key_check`]):
+//!   a prefix-free scope still needs every key to stay inside the bucket, since
+//!   `../other/k` would delete another bucket's object on a filesystem-backed upstream.
 //! - A copy source (CopyObject, UploadPartCopy, or any request carrying one) must be
 //!   readable: `Read` on its bucket and its key within a prefix.
 
@@ -98,17 +100,14 @@ pub fn authorize_keys(
     Ok(())
 }
 
-/// True when [`authorize`] refuses a body-keys operation (DeleteObjects, POST Object)
-/// only because every granting scope has a prefix: the pipeline may then parse the
-/// keys and decide with [`authorize_keys`].
+/// True when the pipeline must parse a body-keys operation's keys (DeleteObjects) and
+/// decide with [`authorize_keys`] instead of [`authorize`]: whenever some scope grants
+/// the operation on the bucket. Every key must then be within a granting scope's
+/// prefix, and stay inside the bucket under every reading, even for a prefix-free
+/// scope.
 #[must_use]
 pub fn needs_key_check(cred: &Credential, bucket: &str, op: S3Operation) -> bool {
-    if op.target() != Target::BodyKeys {
-        return false;
-    }
-    let class = op.access_class();
-    granting(cred, bucket, class).next().is_some()
-        && granting(cred, bucket, class).all(|s| scope_prefix(s).is_some())
+    op.target() == Target::BodyKeys && granting(cred, bucket, op.access_class()).next().is_some()
 }
 
 const ACCESS_DENIED: &str = "Access Denied";
@@ -160,12 +159,17 @@ fn target_allowed(
     }
 }
 
-/// Every reading of `key` stays in the bucket and starts with `prefix`.
+/// Every reading of every spelling of `key` stays in the bucket and starts with
+/// `prefix` spelled the same way.
 fn key_allowed(prefix: Option<&str>, key: &str) -> bool {
     let prefix = prefix.unwrap_or("");
-    key_path::readings(key)
+    key_path::spellings(key, prefix)
         .iter()
-        .all(|r| r.as_deref().is_some_and(|k| k.starts_with(prefix)))
+        .all(|(key, prefix)| {
+            key_path::readings(key)
+                .iter()
+                .all(|r| r.as_deref().is_some_and(|k| k.starts_with(prefix.as_ref())))
+        })
 }
 
 /// Every `prefix` parameter, read with `+` literal and as a space, starts with the
@@ -186,7 +190,13 @@ fn list_prefix_allowed(prefix: Option<&str>, query: &Query<'_>) -> bool {
     })
 }
 
-fn authorize_copy_source(cred: &Credential, src: &CopySource) -> Result<(), S3Error> {
+/// A copy source must be readable: `Read` on its bucket and its key within a prefix.
+/// [`authorize`] applies it; a body-keys operation decided by [`authorize_keys`]
+/// applies it on its own.
+///
+/// # Errors
+/// `AccessDenied` when no scope lets the credential read the source.
+pub fn authorize_copy_source(cred: &Credential, src: &CopySource) -> Result<(), S3Error> {
     let readable = granting(cred, &src.bucket, AccessClass::Read)
         .any(|s| key_allowed(scope_prefix(s), &src.key));
     if readable {

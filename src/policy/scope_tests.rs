@@ -109,6 +109,12 @@ fn cases() -> Vec<Case> {
         ("prefix encoded dot-dot escape", pfx(), "GET", "/photos/user1%2F..%2Fuser2%2Fa", "", None, false),
         ("prefix dot-dot within", pfx(), "GET", "/photos/user1/x/../a.jpg", "", None, true),
         ("prefix slash-merge escape", pfx(), "GET", "/photos/user1//../user2/a", "", None, false),
+        ("prefix backslash escape", pfx(), "GET", "/photos/user1/..%5Cuser2%5Ca", "", None, false),
+        ("prefix double-encoded escape", pfx(), "GET", "/photos/user1/..%252Fuser2%252Fa", "", None, false),
+        ("prefix double-encoded dots", pfx(), "GET", "/photos/user1/%252e%252e/user2/a", "", None, false),
+        ("prefix backslash within", pfx(), "GET", "/photos/user1/a%5Cb", "", None, true),
+        ("prefix double-encoded within", pfx(), "GET", "/photos/user1/a%252Fb", "", None, true),
+        ("bucket escape via backslashes", rw(), "GET", "/photos/a%5C..%5C..%5Cother%5Ck", "", None, false),
         ("bucket escape via dot-dot", rw(), "GET", "/photos/../other/k", "", None, false),
         ("dot-dot inside the bucket", rw(), "GET", "/photos/a/../b", "", None, true),
         ("key collapsing to the bucket", rw(), "DELETE", "/photos/a/..", "", None, false),
@@ -129,6 +135,8 @@ fn cases() -> Vec<Case> {
         ("copy from foreign bucket", rw(), "PUT", "/photos/k", "", Some("/secrets/k"), false),
         ("part copy from foreign bucket", rw(), "PUT", "/photos/k", "partNumber=1&uploadId=u", Some("secrets/k"), false),
         ("copy source dot-dot escape", rw(), "PUT", "/photos/k", "", Some("/photos/../secrets/k"), false),
+        ("copy source backslash escape", rw(), "PUT", "/photos/k", "", Some("/photos/..%5Csecrets%5Ck"), false),
+        ("copy source double-encoded escape", rw(), "PUT", "/photos/k", "", Some("/photos/..%252Fsecrets%252Fk"), false),
         ("copy source outside prefix", pfx(), "PUT", "/photos/user1/k", "", Some("/photos/user2/k"), false),
         ("copy source inside prefix", pfx(), "PUT", "/photos/user1/k", "", Some("/photos/user1/j?versionId=3"), true),
     ]
@@ -197,7 +205,17 @@ fn body_keys_are_checked_against_prefix_scopes() {
     assert!(!needs_key_check(&ro, "photos", op));
     assert!(authorize_keys(&ro, "photos", op, &["user1/a"]).is_err());
     let full = cred(vec![scope("photos", ReadWrite, None)]);
-    assert!(!needs_key_check(&full, "photos", op));
+    assert!(
+        needs_key_check(&full, "photos", op),
+        "prefix-free scopes too"
+    );
+    assert!(authorize_keys(&full, "photos", op, &["a", "b/../c", "user2/x"]).is_ok());
+    for out in ["../other/k", "a/../../other/k", "..\\other\\k", ".", "a/.."] {
+        assert!(
+            authorize_keys(&full, "photos", op, &[out]).is_err(),
+            "{out}"
+        );
+    }
     assert!(!needs_key_check(&c, "photos", S3Operation::PutObject));
 }
 

@@ -93,6 +93,7 @@ pub(super) async fn check_form(
     body: &mut Incoming,
     bucket: &str,
 ) -> Result<(FormUpload, FormHead), S3Error> {
+    crate::auth::post_policy::check_form_is_only_mechanism(&parts.headers, parts.uri.query())?;
     let total = content_length(parts)?;
     let content_type = header(&parts.headers, http::header::CONTENT_TYPE.as_str());
     let boundary = boundary(content_type.unwrap_or_default())?;

@@ -105,22 +105,40 @@ pub(super) async fn buffer_delete_body(
 
 /// The `<Key>` values of a DeleteObjects request.
 fn delete_object_keys(xml: &[u8]) -> Result<Vec<String>, S3Error> {
+    use quick_xml::events::Event;
     let malformed = || S3Error::InvalidRequest("The XML you provided was not well-formed.".into());
+    let is_key = |name: quick_xml::name::LocalName<'_>| name.as_ref() == b"Key";
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut keys = Vec::new();
-    let mut in_key = false;
+    // The key being read. Its text is every piece of character data inside the
+    // element, references decoded and CDATA sections included, joined as any XML
+    // parser behind the proxy joins them.
+    let mut key: Option<String> = None;
     loop {
         match reader.read_event().map_err(|_| malformed())? {
-            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == b"Key" => {
-                in_key = true
+            // No element inside a key: parsers disagree on what its text would be.
+            Event::Start(_) | Event::Empty(_) if key.is_some() => return Err(malformed()),
+            Event::Start(e) if is_key(e.local_name()) => key = Some(String::new()),
+            Event::Empty(e) if is_key(e.local_name()) => keys.push(String::new()),
+            Event::End(e) if is_key(e.local_name()) => keys.extend(key.take()),
+            Event::Text(t) => {
+                if let Some(k) = key.as_mut() {
+                    k.push_str(&t.unescape().map_err(|_| malformed())?);
+                }
             }
-            quick_xml::events::Event::End(e) if e.local_name().as_ref() == b"Key" => in_key = false,
-            quick_xml::events::Event::Text(t) if in_key => {
-                keys.push(t.unescape().map_err(|_| malformed())?.into_owned());
+            Event::CData(c) => {
+                if let Some(k) = key.as_mut() {
+                    k.push_str(std::str::from_utf8(&c).map_err(|_| malformed())?);
+                }
             }
-            quick_xml::events::Event::Eof => break,
+            Event::Eof => break,
             _ => {}
         }
+    }
+    // A body in which no key was found (another encoding, an unclosed key) is refused
+    // rather than authorised as deleting nothing.
+    if key.is_some() || keys.is_empty() {
+        return Err(malformed());
     }
     Ok(keys)
 }
@@ -209,4 +227,74 @@ async fn fetch_upstream_buckets(
         .await
         .ok_or(S3Error::ServiceUnavailable)?;
     list_buckets::parse_upstream_list_buckets(&bytes).map_err(|_| S3Error::ServiceUnavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delete_object_keys;
+
+    fn keys(xml: &str) -> Option<Vec<String>> {
+        delete_object_keys(xml.as_bytes()).ok()
+    }
+
+    fn one(key: &str) -> Option<Vec<String>> {
+        Some(vec![key.to_owned()])
+    }
+
+    #[test]
+    fn delete_keys_are_read_as_xml_parsers_read_them() {
+        let cases = [
+            (
+                "<Delete><Object><Key>a/b</Key></Object></Delete>",
+                one("a/b"),
+            ),
+            (
+                "<Delete><Object><Key><![CDATA[x/y]]></Key></Object></Delete>",
+                one("x/y"),
+            ),
+            (
+                "<Delete><Object><Key>t/<![CDATA[../x]]></Key></Object></Delete>",
+                one("t/../x"),
+            ),
+            (
+                "<Delete><Object><Key>&#111;&amp;</Key></Object></Delete>",
+                one("o&"),
+            ),
+            (
+                "<Delete><Object><Key>t/<!-- c -->../x</Key></Object></Delete>",
+                one("t/../x"),
+            ),
+            (
+                "<s3:Delete xmlns:s3=\"urn:x\"><s3:Object><s3:Key>k</s3:Key></s3:Object></s3:Delete>",
+                one("k"),
+            ),
+            ("<Delete><Object><Key/></Object></Delete>", one("")),
+            (
+                "<Delete><Object><Key>a</Key></Object><Object><Key>b</Key></Object></Delete>",
+                Some(vec!["a".to_owned(), "b".to_owned()]),
+            ),
+        ];
+        for (xml, want) in cases {
+            assert_eq!(keys(xml), want, "{xml}");
+        }
+    }
+
+    #[test]
+    fn delete_bodies_without_a_readable_key_are_malformed() {
+        for xml in [
+            "<Delete></Delete>",
+            "<Delete><Object><Key>a<b/>c</Key></Object></Delete>",
+            "<Delete><Object><Key>a<i>b</i></Key></Object></Delete>",
+            "<Delete><Object><Key>a",
+            "<Delete><Object><Key>&bogus;</Key></Object></Delete>",
+            "\u{feff}",
+        ] {
+            assert_eq!(keys(xml), None, "{xml}");
+        }
+        let utf16: Vec<u8> = "<Delete><Object><Key>x</Key></Object></Delete>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(delete_object_keys(&[&[0xff, 0xfe][..], &utf16].concat()).is_err());
+    }
 }

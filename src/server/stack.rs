@@ -30,8 +30,10 @@ use crate::auth::body::{BodyHandle, BodyLimits, verify_body};
 use crate::auth::{PayloadMode, VerifiedRequest, authenticate};
 use crate::error::S3Error;
 use crate::policy::operation::{S3Operation, classify};
-use crate::policy::route::{Route, encode_path, route};
-use crate::policy::scope::{CopySource, authorize, copy_source_from_headers, needs_key_check};
+use crate::policy::route::{Route, encode_path, request_host, route};
+use crate::policy::scope::{
+    CopySource, authorize, authorize_copy_source, copy_source_from_headers, needs_key_check,
+};
 use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
@@ -141,10 +143,7 @@ async fn pipeline(
 
     // 2. Route: bucket and key from the path or a configured host suffix, then the
     //    named S3 operation and its access class.
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok());
+    let host = request_host(parts.version, &parts.headers, &parts.uri)?;
     let route = route(host, parts.uri.path(), &state.host_suffixes)?;
     ex.operation = classify(&parts.method, &route, parts.uri.query(), &parts.headers);
     ex.bucket.clone_from(&route.bucket);
@@ -180,8 +179,9 @@ async fn pipeline(
 
     // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
     let copy_source = copy_source_from_headers(&parts.headers)?;
-    //    DeleteObjects carries its keys in the body: a prefix-scoped credential is
-    //    checked key by key once the (bounded, verified) body has been read.
+    //    DeleteObjects carries its keys in the body: they are checked key by key
+    //    (prefix, and never out of the bucket) once the (bounded, verified) body has
+    //    been read.
     let check_body_keys = route
         .bucket
         .as_deref()
@@ -194,6 +194,8 @@ async fn pipeline(
             parts.uri.query(),
             copy_source.as_ref(),
         )?;
+    } else if let Some(src) = copy_source.as_ref() {
+        authorize_copy_source(&verified.credential, src)?;
     }
 
     //    Object ACLs reach past the proxy (a public-read object is served by the

@@ -1,8 +1,8 @@
 //! Header hygiene between tenant, proxy and upstream.
 //!
 //! Outbound, the tenant's authentication (Authorization, the `x-amz-*` signing headers,
-//! presign query parameters), hop-by-hop headers, cookies and forwarding headers are
-//! removed; semantic headers (checksums, SSE-C, object lock, metadata, conditionals,
+//! presign query parameters), hop-by-hop headers, cookies, forwarding headers and
+//! method overrides are removed; semantic headers (checksums, SSE-C, object lock, metadata, conditionals,
 //! ranges) are kept. Every `x-amz-*` header that reaches this point was signed by the
 //! tenant (the verifier refuses unsigned ones), so it is forwarded, never silently
 //! dropped.
@@ -34,6 +34,11 @@ const STRIP_OUTBOUND: &[&str] = &[
     "forwarded",
     "x-real-ip",
     "date",
+    // The operation was authorised by the request's own method; a hop that honours
+    // a method override would run another one under the admin key.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// Response headers that never reach the tenant.
@@ -148,6 +153,9 @@ mod tests {
             ("x-amz-meta-a", "b"),
             ("content-encoding", "aws-chunked,gzip"),
             ("range", "bytes=0-1"),
+            ("x-http-method-override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("x-method-override", "DELETE"),
         ] {
             h.insert(HeaderName::from_static(k), v.parse().unwrap());
         }
@@ -159,6 +167,9 @@ mod tests {
             "cookie",
             "x-forwarded-for",
             "x-forwarded-host",
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
         ] {
             assert!(h.get(gone).is_none(), "{gone} was forwarded");
         }

@@ -19,6 +19,7 @@ pub mod signer;
 pub mod tls;
 pub mod transfer_cases;
 pub mod uploads;
+pub mod upstream_tap;
 pub mod webdriver;
 
 use std::net::SocketAddr;
