@@ -147,7 +147,11 @@ fn structured(u: &mut Unstructured<'_>, ctx: &ChunkSigningContext) -> ArbResult<
     // Few, small chunks: every decoder path runs on them, and executions stay cheap.
     for _ in 0..u.int_in_range(0..=4u8)? {
         let len = usize::from(u.int_in_range(1..=64u8)?);
-        chunks.push(u.bytes(len.min(u.len()).max(1)).map(<[u8]>::to_vec).unwrap_or(vec![b'a']));
+        chunks.push(
+            u.bytes(len.min(u.len()).max(1))
+                .map(<[u8]>::to_vec)
+                .unwrap_or(vec![b'a']),
+        );
     }
     let damage = match u.int_in_range(0..=6u8)? {
         0 => Damage::None,
@@ -216,7 +220,10 @@ fn limits(u: &mut Unstructured<'_>) -> ArbResult<BodyLimits> {
 
 fn cuts(u: &mut Unstructured<'_>, len: usize) -> Vec<usize> {
     let mut cuts: Vec<usize> = (0..u.int_in_range(0..=8u8).unwrap_or(0))
-        .map(|_| u.arbitrary::<u16>().map_or(0, |c| usize::from(c) % (len + 1)))
+        .map(|_| {
+            u.arbitrary::<u16>()
+                .map_or(0, |c| usize::from(c) % (len + 1))
+        })
         .collect();
     cuts.sort_unstable();
     cuts
@@ -268,16 +275,26 @@ fn run(ctx: &ChunkSigningContext, u: &mut Unstructured<'_>) -> ArbResult<()> {
         }
         Err(e) => {
             if case.decoded_length > 0 {
-                assert!(n < case.decoded_length, "a failed body released its last byte");
+                assert!(
+                    n < case.decoded_length,
+                    "a failed body released its last byte"
+                );
             }
             assert!(!e.reason().is_empty());
             let s3 = e.s3_error();
-            assert!(!s3.status().is_server_error(), "{} for client bytes", s3.code());
+            assert!(
+                !s3.status().is_server_error(),
+                "{} for client bytes",
+                s3.code()
+            );
         }
     }
     if let Some(at) = case.forged_at {
         assert!(result.is_err(), "a forged chunk signature was accepted");
-        assert!(released.len() <= at, "bytes of a forged chunk were released");
+        assert!(
+            released.len() <= at,
+            "bytes of a forged chunk were released"
+        );
     }
     if !case.damaged && lim == BodyLimits::default() {
         assert_eq!(result, Ok(()), "a well-formed body was refused");

@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
             let shown = e.to_string();
             assert!(!shown.is_empty());
             if !in_text {
-                assert!(!shown.contains(SECRET), "a secret in a config error: {shown}");
+                assert!(
+                    !shown.contains(SECRET),
+                    "a secret in a config error: {shown}"
+                );
                 assert!(!format!("{e:?}").contains(SECRET));
             }
         }

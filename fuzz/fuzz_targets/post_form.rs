@@ -81,7 +81,11 @@ fn check_policy(policy: &Policy, fields: &FormFields, file_len: u64) {
             // A Content-Type list passes only when every member does.
             Condition::StartsWith { field, prefix } if field == "content-type" => {
                 let value = fields.get(field).unwrap_or("");
-                assert!(value.split(',').all(|t| t.trim().starts_with(prefix.as_str())));
+                assert!(
+                    value
+                        .split(',')
+                        .all(|t| t.trim().starts_with(prefix.as_str()))
+                );
             }
             Condition::StartsWith { field, prefix } if field != "bucket" => {
                 assert!(fields.get(field).unwrap_or("").starts_with(prefix.as_str()));
@@ -90,8 +94,8 @@ fn check_policy(policy: &Policy, fields: &FormFields, file_len: u64) {
         }
     }
     for (name, _) in fields.iter() {
-        let exempt = matches!(name, "x-amz-signature" | "policy" | "file")
-            || name.starts_with("x-ignore-");
+        let exempt =
+            matches!(name, "x-amz-signature" | "policy" | "file") || name.starts_with("x-ignore-");
         let covered = policy.conditions.iter().any(|c| match c {
             Condition::Eq { field, .. } | Condition::StartsWith { field, .. } => field == name,
             Condition::LengthRange { .. } => false,
@@ -145,7 +149,10 @@ fn form(data: &[u8]) {
     };
     assert!(head.consumed <= total);
     for (name, value) in head.fields.iter() {
-        assert!(is_token(name) && name == name.to_ascii_lowercase(), "{name}");
+        assert!(
+            is_token(name) && name == name.to_ascii_lowercase(),
+            "{name}"
+        );
         assert!(value.len() <= limits.max_field_bytes);
     }
     let close = closing(&b);
@@ -185,7 +192,10 @@ fn form(data: &[u8]) {
     if failed {
         assert!(handle.failure().is_some());
         if file_len > 0 {
-            assert!((released.len() as u64) < file_len, "a failed upload released its last byte");
+            assert!(
+                (released.len() as u64) < file_len,
+                "a failed upload released its last byte"
+            );
         }
     } else {
         assert_eq!(released.len() as u64, file_len);

@@ -48,15 +48,24 @@ fuzz_target!(|data: &[u8]| {
         canonical.split('&').collect()
     };
     let split: Vec<(&str, &str)> = pairs.iter().filter_map(|p| p.split_once('=')).collect();
-    assert!(split.windows(2).all(|w| w[0] <= w[1]), "unsorted: {canonical}");
+    assert!(
+        split.windows(2).all(|w| w[0] <= w[1]),
+        "unsorted: {canonical}"
+    );
     // Names are matched raw (as `parse_presigned` matches them), so only a query
     // without escapes is sure to lose every `X-Amz-Signature` pair.
     if !query.contains(['%', '+']) {
-        assert!(split.iter().all(|(name, _)| *name != "X-Amz-Signature"), "{canonical}");
+        assert!(
+            split.iter().all(|(name, _)| *name != "X-Amz-Signature"),
+            "{canonical}"
+        );
     }
     for pair in &pairs {
         assert_eq!(pair.matches('=').count(), 1, "{pair}");
-        assert!(pair.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%=".contains(&b)));
+        assert!(
+            pair.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=".contains(&b))
+        );
     }
     assert!(pairs.len() <= query_pairs(&query).count());
     let _ = canonical_query(&query, false);

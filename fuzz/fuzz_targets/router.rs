@@ -19,9 +19,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 use stowage::credentials::{Access, Credential, CredentialSource, Scope};
 use stowage::policy::operation::{AccessClass, S3Operation, Target, classify};
-use stowage::policy::route::{
-    AddressingStyle, MAX_KEY_BYTES, encode_path, route, validate_bucket,
-};
+use stowage::policy::route::{AddressingStyle, MAX_KEY_BYTES, encode_path, route, validate_bucket};
 use stowage::policy::scope::{authorize, copy_source_from_headers};
 use stowage::secret::SecretKey;
 
@@ -58,7 +56,11 @@ fn remove_dot_segments(path: &str) -> String {
         } else if input == "/." {
             input = "/".into();
         } else if input.starts_with("/../") || input == "/.." {
-            input = if input == "/.." { "/".into() } else { input[3..].to_owned() };
+            input = if input == "/.." {
+                "/".into()
+            } else {
+                input[3..].to_owned()
+            };
             match out.rfind('/') {
                 Some(i) => out.truncate(i),
                 None => out.clear(),
@@ -89,7 +91,10 @@ fn merge_slashes(path: &str) -> String {
 fn key_stays_under_prefix(key: &str) {
     let path = format!("/photos/{key}");
     assert!(key.starts_with(PREFIX), "key {key:?} outside the prefix");
-    for reading in [remove_dot_segments(&path), remove_dot_segments(&merge_slashes(&path))] {
+    for reading in [
+        remove_dot_segments(&path),
+        remove_dot_segments(&merge_slashes(&path)),
+    ] {
         assert!(
             reading.starts_with("/photos/app1/"),
             "key {key:?} escapes as {reading:?}"
@@ -139,7 +144,11 @@ fn listing_stays_under_prefix(query: Option<&str>) {
     assert!(seen, "a whole-bucket listing was allowed to a prefix scope");
 }
 
-fn check_route(host: Option<&str>, path: &str, suffixes: &[String]) -> Option<stowage::policy::route::Route> {
+fn check_route(
+    host: Option<&str>,
+    path: &str,
+    suffixes: &[String],
+) -> Option<stowage::policy::route::Route> {
     let r = route(host, path, suffixes).ok()?;
     if let Some(b) = &r.bucket {
         assert!(validate_bucket(b).is_ok(), "{b:?}");
@@ -156,11 +165,20 @@ fn check_route(host: Option<&str>, path: &str, suffixes: &[String]) -> Option<st
     }
     let encoded = encode_path(r.bucket.as_deref(), r.key.as_deref());
     let again = route(None, &encoded, &[]).expect("an encoded route routes");
-    assert_eq!((&again.bucket, &again.key), (&r.bucket, &r.key), "{encoded}");
+    assert_eq!(
+        (&again.bucket, &again.key),
+        (&r.bucket, &r.key),
+        "{encoded}"
+    );
     Some(r)
 }
 
-fn check_authorize(method: &Method, r: &stowage::policy::route::Route, query: Option<&str>, headers: &HeaderMap) {
+fn check_authorize(
+    method: &Method,
+    r: &stowage::policy::route::Route,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) {
     let op = classify(method, r, query, headers);
     let class = op.access_class();
     let copy = copy_source_from_headers(headers).ok().flatten();
@@ -191,7 +209,10 @@ fn check_authorize(method: &Method, r: &stowage::policy::route::Route, query: Op
         assert!(
             matches!(
                 class,
-                AccessClass::Read | AccessClass::List | AccessClass::BucketRead | AccessClass::Service
+                AccessClass::Read
+                    | AccessClass::List
+                    | AccessClass::BucketRead
+                    | AccessClass::Service
             ),
             "read-only allowed {}",
             op.name()
