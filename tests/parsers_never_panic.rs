@@ -61,7 +61,11 @@ impl Body for Frames {
 }
 
 fn frames(data: &[u8], step: usize) -> Frames {
-    Frames(data.chunks(step.max(1)).map(Bytes::copy_from_slice).collect())
+    Frames(
+        data.chunks(step.max(1))
+            .map(Bytes::copy_from_slice)
+            .collect(),
+    )
 }
 
 fn chunk_context() -> ChunkSigningContext {
