@@ -39,8 +39,12 @@ fuzz_target!(|data: &[u8]| {
                 c.scope(),
                 format!("{}/{}/{}/aws4_request", c.date, c.region, c.service)
             );
-            // The signature never reaches Debug output (and so never a log line).
-            assert!(!format!("{h:?}").contains(&h.signature));
+            // The signature never reaches Debug output (and so never a log line), unless
+            // a field that is shown (the access key, scope, header names) spells it.
+            let shown = format!("{:?}{:?}", h.credential, h.signed_headers);
+            if !shown.contains(&h.signature) {
+                assert!(!format!("{h:?}").contains(&h.signature));
+            }
         }
         Err(e) => {
             let _ = e.reason();

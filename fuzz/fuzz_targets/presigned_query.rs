@@ -23,9 +23,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(p.expires_secs <= 9_999_999_999);
             assert!(!p.signed_headers.is_empty() && p.signed_headers.len() <= MAX_SIGNED_HEADERS);
             assert!(p.credential.date.bytes().all(|b| b.is_ascii_digit()));
+            // Neither the signature nor the token reaches Debug output, unless a field
+            // that is shown (access key, scope, date, header names) spells it.
             let shown = format!("{p:?}");
-            assert!(!shown.contains(&p.signature));
-            if let Some(token) = p.security_token.as_deref().filter(|t| t.len() >= 8) {
+            let visible = format!("{:?}{:?}{:?}", p.credential, p.amz_date, p.signed_headers);
+            if !visible.contains(&p.signature) {
+                assert!(!shown.contains(&p.signature));
+            }
+            if let Some(token) = p.security_token.as_deref().filter(|t| t.len() >= 8)
+                && !visible.contains(token)
+                && !p.signature.contains(token)
+            {
                 assert!(!shown.contains(token));
             }
         }
