@@ -10,8 +10,12 @@ use stowage::auth::sigv4::{canonical_query, canonical_uri, query_pairs};
 use stowage::error::S3Error;
 
 fuzz_target!(|data: &[u8]| {
-    let query = String::from_utf8_lossy(data);
-    match parse_presigned(&query) {
+    // A request's query is `&str` from the URI (visible ASCII in practice); invalid
+    // UTF-8 never reaches the parser, so it is skipped here rather than converted.
+    let Ok(query) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse_presigned(query) {
         Ok(Some(p)) => {
             assert!(query.contains("X-Amz-"));
             assert_eq!(p.signature.len(), 64);
@@ -48,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    let canonical = canonical_query(&query, true);
+    let canonical = canonical_query(query, true);
     // Canonical form is `&`-joined `name=value` pairs sorted by (name, value), of unreserved or %XX text.
     let pairs: Vec<&str> = if canonical.is_empty() {
         Vec::new()
@@ -75,7 +79,6 @@ fuzz_target!(|data: &[u8]| {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=".contains(&b))
         );
     }
-    assert!(pairs.len() <= query_pairs(&query).count());
-    let _ = canonical_query(&query, false);
+    assert!(pairs.len() <= query_pairs(query).count());
     let _ = canonical_uri(&format!("/{query}"));
 });
