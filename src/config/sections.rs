@@ -160,6 +160,11 @@ pub struct UpstreamConfig {
     /// Default `"60s"`.
     #[serde(with = "duration")]
     pub response_header_timeout: Duration,
+    /// Longest silence while reading a backend's response body (between two reads,
+    /// not the whole transfer). When it passes, the client's connection is aborted
+    /// before its Content-Length is satisfied, which SDKs retry. Default `"60s"`.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
     /// Idle pooled connections are closed after this long. Default `"90s"`.
     #[serde(with = "duration")]
     pub pool_idle_timeout: Duration,
@@ -173,6 +178,7 @@ impl Default for UpstreamConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
         }

@@ -177,6 +177,12 @@ impl Config {
             MAX_DURATION,
         )?;
         duration(
+            "upstream.read_timeout",
+            u.read_timeout,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        duration(
             "upstream.pool_idle_timeout",
             u.pool_idle_timeout,
             NONZERO,

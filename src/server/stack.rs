@@ -35,6 +35,7 @@ use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
+use crate::upstream::idle::IdleTimeoutBody;
 
 /// Per-request facts the edge needs whatever happened.
 pub(super) struct Exchange {
@@ -481,6 +482,9 @@ pub(super) async fn stream_back(
     upstream: Response<Incoming>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = upstream.into_parts();
+    // Every read of the upstream body below, error documents included, gives up after
+    // `upstream.read_timeout` of silence.
+    let body = IdleTimeoutBody::new(body, state.client.read_timeout());
     if parts.status.is_client_error() || parts.status.is_server_error() {
         if parts.status.is_server_error() {
             state
@@ -504,9 +508,7 @@ pub(super) async fn stream_back(
     if ex.operation == S3Operation::CompleteMultipartUpload {
         return complete_multipart_response(ex, parts, body).await;
     }
-    let body: ResponseBody = body
-        .map_err(|e| Box::new(e) as crate::server::listener::BoxError)
-        .boxed_unsync();
+    let body: ResponseBody = body.boxed_unsync();
     let mut resp = Response::from_parts(parts, body);
     set_request_id(&mut resp, &ex.request_id);
     resp
