@@ -266,6 +266,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         backends.values().map(ProbeTarget::from).collect(),
         Arc::clone(&upstream_health),
         config.upstream.connect_timeout,
+        config.upstream.probe_interval,
         rx.clone(),
     );
     let mut stop_poller = rx;

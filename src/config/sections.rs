@@ -165,6 +165,11 @@ pub struct UpstreamConfig {
     /// before its Content-Length is satisfied, which SDKs retry. Default `"60s"`.
     #[serde(with = "duration")]
     pub read_timeout: Duration,
+    /// How often each backend is probed with a TCP connect while it answers (the
+    /// `/readyz` lines and `stowage_upstream_reachable`); while it does not, probes back
+    /// off from 1 s (or this, when shorter) to 30 s. Default `"10s"`.
+    #[serde(with = "duration")]
+    pub probe_interval: Duration,
     /// Idle pooled connections are closed after this long. Default `"90s"`.
     #[serde(with = "duration")]
     pub pool_idle_timeout: Duration,
@@ -179,6 +184,7 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
         }

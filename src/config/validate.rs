@@ -183,6 +183,12 @@ impl Config {
             MAX_DURATION,
         )?;
         duration(
+            "upstream.probe_interval",
+            u.probe_interval,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        duration(
             "upstream.pool_idle_timeout",
             u.pool_idle_timeout,
             NONZERO,

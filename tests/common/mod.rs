@@ -10,6 +10,7 @@ pub mod cases;
 pub mod clients;
 pub mod edge;
 pub mod fake_apiserver;
+pub mod faulty;
 pub mod forms;
 pub mod garage;
 pub mod logs;
