@@ -206,6 +206,11 @@ pub struct AuditConfig {
     /// Rows older than this are deleted (checked hourly). Default `"30d"`.
     #[serde(with = "duration")]
     pub retention: Duration,
+    /// The audit writer never grows the database file beyond this many bytes (the
+    /// file is shared with the credential store, whose writes are not capped). When
+    /// it is full, audit rows are dropped and counted in `stowage_audit_dropped_total`
+    /// and rows past `retention` are pruned at once. `0` = no cap. Default `0`.
+    pub max_db_bytes: u64,
 }
 
 impl Default for AuditConfig {
@@ -215,6 +220,7 @@ impl Default for AuditConfig {
             sample_success_reads: SampleRate::default(),
             queue_capacity: 8192,
             retention: Duration::from_secs(30 * 24 * 3600),
+            max_db_bytes: 0,
         }
     }
 }

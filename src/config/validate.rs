@@ -213,6 +213,15 @@ impl Config {
             ));
         }
         number("audit.queue_capacity", a.queue_capacity, 1, 1_000_000)?;
+        if a.max_db_bytes != 0 && a.max_db_bytes < 1024 * 1024 {
+            return Err(ConfigError::invalid(
+                "audit.max_db_bytes",
+                format!(
+                    "{} is too small; use 0 (no cap) or at least 1048576",
+                    a.max_db_bytes
+                ),
+            ));
+        }
         duration(
             "audit.retention",
             a.retention,
