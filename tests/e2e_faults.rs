@@ -11,6 +11,11 @@
 #[path = "e2e_faults/audit.rs"]
 mod audit;
 mod common;
+#[allow(dead_code)]
+#[path = "e2e_kubernetes/support.rs"]
+mod kube_support;
+#[path = "e2e_faults/kubernetes.rs"]
+mod kubernetes;
 #[path = "e2e_faults/sqlite.rs"]
 mod sqlite;
 #[path = "e2e_faults/support.rs"]
