@@ -74,16 +74,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
-    use http_body_util::channel::Channel;
+    use futures_util::StreamExt as _;
+    use http_body_util::{BodyExt, StreamBody};
+    use tokio::sync::mpsc;
 
     const IDLE: Duration = Duration::from_millis(300);
 
+    type TestStream =
+        Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send>>;
+
+    /// A body fed by hand: each sent chunk is one frame; dropping the sender ends it.
+    fn channel() -> (mpsc::Sender<Bytes>, StreamBody<TestStream>) {
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+        })
+        .boxed();
+        (tx, StreamBody::new(stream))
+    }
+
     #[tokio::test]
     async fn a_body_that_goes_quiet_fails_after_the_idle_timeout() {
-        let (mut tx, rx) = Channel::<Bytes, std::io::Error>::new(4);
+        let (tx, rx) = channel();
         let mut body = IdleTimeoutBody::new(rx, IDLE);
-        tx.send_data(Bytes::from_static(b"abc")).await.unwrap();
+        tx.send(Bytes::from_static(b"abc")).await.unwrap();
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"abc"));
         let started = Instant::now();
@@ -99,12 +113,12 @@ mod tests {
 
     #[tokio::test]
     async fn every_frame_restarts_the_timer() {
-        let (mut tx, rx) = Channel::<Bytes, std::io::Error>::new(4);
+        let (tx, rx) = channel();
         let body = IdleTimeoutBody::new(rx, IDLE);
         let feeder = tokio::spawn(async move {
             for _ in 0..4 {
                 tokio::time::sleep(IDLE / 2).await;
-                tx.send_data(Bytes::from_static(b"x")).await.unwrap();
+                tx.send(Bytes::from_static(b"x")).await.unwrap();
             }
         });
         // Four gaps of half the timeout add up to more than one timeout.
