@@ -11,6 +11,8 @@
 #[path = "e2e_faults/audit.rs"]
 mod audit;
 mod common;
+#[path = "e2e_faults/garage.rs"]
+mod garage;
 #[allow(dead_code)]
 #[path = "e2e_kubernetes/support.rs"]
 mod kube_support;

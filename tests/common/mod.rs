@@ -277,6 +277,14 @@ impl Harness {
         }
     }
 
+    /// Start a stopped Garage upstream again on the same address, with its data.
+    pub async fn restart_upstream(&mut self) {
+        match &mut self.upstream {
+            Upstream::Garage(g) => g.restart().await,
+            Upstream::Fs(_) => panic!("restart_upstream is for Garage; use tests/common/faulty.rs"),
+        }
+    }
+
     /// The proxy's Prometheus text, as served on the admin listener's `/metrics`.
     pub fn metrics_text(&self) -> String {
         let r = self.running();
