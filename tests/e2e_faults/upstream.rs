@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::BUCKET;
 use crate::common::clients::{describe, status_and_code};
+use crate::common::edge;
 use crate::common::faulty::Fault;
 use crate::common::pattern;
+use crate::common::uploads::{Location, Mode, Tamper};
 use crate::support::{Faulted, eventually, readyz};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
@@ -317,7 +319,33 @@ async fn upstream_reset_while_receiving_a_put_is_503_and_commits_nothing() {
     );
     f.assert_no_internal_text(&raw.body);
 
+    // Every payload mode, aws-chunked ones included: the upstream got a short body.
+    let signer = crate::common::signer::Signer::new(&f.ak, &f.sk);
+    for mode in Mode::ALL {
+        let key = format!("half-uploaded-{mode:?}");
+        let r = edge::put(
+            &f.h,
+            &signer,
+            Location::Header,
+            mode,
+            (BUCKET, &key),
+            &data,
+            &Tamper::default(),
+        )
+        .await;
+        assert_eq!(
+            r.status_code(),
+            (503, Some("ServiceUnavailable".to_owned())),
+            "{mode:?}: {}",
+            r.text()
+        );
+    }
+
     f.fp.set(Fault::Pass);
+    for mode in Mode::ALL {
+        let key = format!("half-uploaded-{mode:?}");
+        assert!(!f.h.exists_upstream(BUCKET, &key).await, "{key}");
+    }
     assert!(!f.h.exists_upstream(BUCKET, "half-uploaded").await);
     assert!(!f.h.exists_upstream(BUCKET, "half-uploaded-raw").await);
     let listed =
