@@ -484,7 +484,8 @@ pub(super) async fn stream_back(
     let (mut parts, body) = upstream.into_parts();
     // Every read of the upstream body below, error documents included, gives up after
     // `upstream.read_timeout` of silence.
-    let body = IdleTimeoutBody::new(body, state.client.read_timeout());
+    let body = IdleTimeoutBody::new(body, state.client.read_timeout())
+        .counting(state.metrics.upstream_errors.clone());
     if parts.status.is_client_error() || parts.status.is_server_error() {
         if parts.status.is_server_error() {
             state

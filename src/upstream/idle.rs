@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use prometheus::IntCounterVec;
 use tokio::time::{Instant, Sleep};
 
 /// The body went quiet for longer than the idle timeout.
@@ -22,6 +23,7 @@ pub struct IdleTimeoutBody<B> {
     inner: B,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
+    errors: Option<IntCounterVec>,
 }
 
 impl<B> IdleTimeoutBody<B> {
@@ -30,6 +32,21 @@ impl<B> IdleTimeoutBody<B> {
             inner,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            errors: None,
+        }
+    }
+
+    /// Count failures in `errors` (`stowage_s3_upstream_errors_total`) by kind:
+    /// `body_stalled` (the idle timeout) or `body_failed` (reset, truncated).
+    #[must_use]
+    pub fn counting(mut self, errors: IntCounterVec) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+
+    fn count(&self, kind: &str) {
+        if let Some(c) = &self.errors {
+            c.with_label_values(&[kind]).inc();
         }
     }
 }
@@ -53,10 +70,16 @@ where
                 this.timer.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.count("body_failed");
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled)))),
+                Poll::Ready(()) => {
+                    this.count("body_stalled");
+                    Poll::Ready(Some(Err(Box::new(BodyStalled))))
+                }
                 Poll::Pending => Poll::Pending,
             },
         }

@@ -253,6 +253,8 @@ async fn upstream_stalling_mid_body_aborts_the_client_transfer_after_the_read_ti
         "a stalled body must fail"
     );
     assert!(t.elapsed() < Duration::from_secs(5));
+    let stalled = ("kind", "body_stalled");
+    assert!(f.h.metric("stowage_s3_upstream_errors_total", &[stalled]) >= 2.0);
     f.heals("after-stall-mid-body").await;
     f.shutdown().await;
 }
@@ -279,6 +281,8 @@ async fn upstream_reset_mid_body_on_get_is_a_visibly_truncated_transfer() {
         .await
         .unwrap_or_else(|e| panic!("the head arrives: {}", describe(&e)));
     assert!(out.body.collect().await.is_err(), "a reset body must fail");
+    let failed = ("kind", "body_failed");
+    assert!(f.h.metric("stowage_s3_upstream_errors_total", &[failed]) >= 2.0);
     f.heals("after-reset-get").await;
     f.shutdown().await;
 }
