@@ -157,6 +157,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         client: UpstreamClient::new(&ClientOptions {
             connect_timeout: config.upstream.connect_timeout,
             response_header_timeout: config.upstream.response_header_timeout,
+            read_timeout: config.upstream.read_timeout,
             pool_idle_timeout: config.upstream.pool_idle_timeout,
             pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
         }),
@@ -270,6 +271,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         backends.values().map(ProbeTarget::from).collect(),
         Arc::clone(&upstream_health),
         config.upstream.connect_timeout,
+        config.upstream.probe_interval,
         rx.clone(),
     );
     let mut stop_poller = rx;
@@ -351,6 +353,7 @@ fn build_scanner(
     let client = UpstreamClient::new(&ClientOptions {
         connect_timeout: config.upstream.connect_timeout,
         response_header_timeout: config.upstream.response_header_timeout,
+        read_timeout: config.upstream.read_timeout,
         pool_idle_timeout: config.upstream.pool_idle_timeout,
         pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
     });

@@ -202,7 +202,7 @@ fn store_error(ak: &str, e: StoreError) -> ApiError {
             };
             ApiError::invalid(field, msg)
         }
-        other => ApiError::internal(&other),
+        other => ApiError::storage(&other),
     }
 }
 

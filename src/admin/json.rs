@@ -85,6 +85,21 @@ impl ApiError {
         )
     }
 
+    /// A database failure: 503 `database_unavailable` (with `Retry-After`) when SQLite
+    /// is busy, locked, read-only, full or failing I/O, which passes; anything else is
+    /// [`ApiError::internal`]. The cause goes to the log either way.
+    pub fn storage(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if !is_transient_storage(cause) {
+            return Self::internal(&cause);
+        }
+        tracing::warn!(error = %cause, "admin API: the database cannot be written right now");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is busy or cannot be written right now; retry shortly",
+        )
+    }
+
     fn too_large() -> Self {
         Self {
             field: Some("body".to_owned()),
@@ -118,6 +133,10 @@ impl ApiError {
             },
         };
         let mut r = json(self.status, &body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -126,6 +145,31 @@ impl ApiError {
         }
         r
     }
+}
+
+/// Whether `e` (or an error it wraps) is SQLite saying "not now": busy, locked,
+/// read-only, full, or an I/O failure.
+fn is_transient_storage(e: &(dyn std::error::Error + 'static)) -> bool {
+    use rusqlite::ErrorCode as C;
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(code) = err
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+        {
+            return matches!(
+                code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::ReadOnly
+                    | C::DiskFull
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+            );
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// A JSON response.

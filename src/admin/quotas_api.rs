@@ -120,7 +120,7 @@ fn refuse_kubernetes(state: &AdminState, key: &BucketKey) -> Result<(), ApiError
 fn quota_error(e: QuotaStoreError) -> ApiError {
     match e {
         QuotaStoreError::Invalid { field, reason } => ApiError::invalid(field, reason),
-        other => ApiError::internal(&other),
+        other => ApiError::storage(&other),
     }
 }
 

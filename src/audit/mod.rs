@@ -12,6 +12,10 @@
 //! (`stowage_audit_write_errors_total`), logged at most once a minute, and retried with
 //! the next one. Rows older than `audit.retention` are pruned every hour.
 //!
+//! A full database (`SQLITE_FULL`: the disk, or the `audit.max_db_bytes` cap) is not
+//! retried: the batch is dropped and counted in `stowage_audit_dropped_total`, and
+//! retention pruning runs at once, so rows past retention make room for new ones.
+//!
 //! Rows name what happened, never how it was signed: no secret, signature,
 //! Authorization header or query string is ever part of an [`AuditEvent`].
 
@@ -57,6 +61,9 @@ pub struct AuditOptions {
     /// …or when the oldest queued row has waited this long.
     pub flush_interval: Duration,
     pub prune_interval: Duration,
+    /// `audit.max_db_bytes`: the audit writer never grows the database file past this
+    /// (`PRAGMA max_page_count` on its connection); 0 = no cap.
+    pub max_db_bytes: u64,
 }
 
 /// Rows per transaction: large enough to amortise the commit, small enough to keep
@@ -75,6 +82,7 @@ impl AuditOptions {
             batch_size: BATCH_SIZE,
             flush_interval: FLUSH_INTERVAL,
             prune_interval: PRUNE_INTERVAL,
+            max_db_bytes: c.max_db_bytes,
         }
     }
 }
@@ -151,6 +159,9 @@ impl AuditLog {
         metrics: AuditMetrics,
     ) -> Result<Self, AuditError> {
         let conn = store::open_writer(path)?;
+        if options.max_db_bytes > 0 {
+            store::cap_size(&conn, options.max_db_bytes)?;
+        }
         let reader = store::open_reader(path)?;
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);

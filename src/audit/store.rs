@@ -58,6 +58,22 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, AuditError> {
     Ok(conn)
 }
 
+/// Cap the database file at `max_bytes` for this connection's writes (whole pages,
+/// never below the current size; other connections are not limited).
+pub(super) fn cap_size(conn: &Connection, max_bytes: u64) -> Result<(), AuditError> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let pages = to_i64(max_bytes) / page_size.max(512);
+    let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+        r.get(0)
+    })?;
+    Ok(())
+}
+
+/// Whether a write failed because the database (or its disk) is full.
+pub(super) fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
 /// A read-only connection on an existing database (queries, `stowage audit export`).
 ///
 /// # Errors

@@ -30,6 +30,7 @@ fn options(batch_size: usize, flush_interval: Duration) -> AuditOptions {
         batch_size,
         flush_interval,
         prune_interval: Duration::from_secs(3600),
+        max_db_bytes: 0,
     }
 }
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::store::{insert_batch, prune_before};
+use super::store::{insert_batch, is_full, prune_before};
 use super::types::{AuditEvent, unix_ms};
 use super::{AuditMetrics, AuditOptions};
 
@@ -103,6 +103,14 @@ impl Writer {
             .await;
             match result {
                 Ok(Ok(written)) => self.metrics.written.inc_by(written as u64),
+                Ok(Err((e, batch))) if is_full(&e) => {
+                    // Retrying cannot help until space is freed: drop, count, and
+                    // let retention make room now instead of within the hour.
+                    self.metrics.dropped.inc_by(batch.len() as u64);
+                    self.failed("the audit database is full (audit.max_db_bytes or disk)");
+                    self.prune().await;
+                    return;
+                }
                 Ok(Err((e, batch))) => {
                     self.failed(&e.to_string());
                     self.keep_for_retry(batch);

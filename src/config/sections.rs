@@ -181,6 +181,16 @@ pub struct UpstreamConfig {
     /// Default `"60s"`.
     #[serde(with = "duration")]
     pub response_header_timeout: Duration,
+    /// Longest silence while reading a backend's response body (between two reads,
+    /// not the whole transfer). When it passes, the client's connection is aborted
+    /// before its Content-Length is satisfied, which SDKs retry. Default `"60s"`.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// How often each backend is probed with a TCP connect while it answers (the
+    /// `/readyz` lines and `stowage_upstream_reachable`); while it does not, probes back
+    /// off from 1 s (or this, when shorter) to 30 s. Default `"10s"`.
+    #[serde(with = "duration")]
+    pub probe_interval: Duration,
     /// Idle pooled connections are closed after this long. Default `"90s"`.
     #[serde(with = "duration")]
     pub pool_idle_timeout: Duration,
@@ -194,6 +204,8 @@ impl Default for UpstreamConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
         }
@@ -215,6 +227,11 @@ pub struct AuditConfig {
     /// Rows older than this are deleted (checked hourly). Default `"30d"`.
     #[serde(with = "duration")]
     pub retention: Duration,
+    /// The audit writer never grows the database file beyond this many bytes (the
+    /// file is shared with the credential store, whose writes are not capped). When
+    /// it is full, audit rows are dropped and counted in `stowage_audit_dropped_total`
+    /// and rows past `retention` are pruned at once. `0` = no cap. Default `0`.
+    pub max_db_bytes: u64,
 }
 
 impl Default for AuditConfig {
@@ -224,6 +241,7 @@ impl Default for AuditConfig {
             sample_success_reads: SampleRate::default(),
             queue_capacity: 8192,
             retention: Duration::from_secs(30 * 24 * 3600),
+            max_db_bytes: 0,
         }
     }
 }

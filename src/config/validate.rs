@@ -217,6 +217,18 @@ impl Config {
             MAX_DURATION,
         )?;
         duration(
+            "upstream.read_timeout",
+            u.read_timeout,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        duration(
+            "upstream.probe_interval",
+            u.probe_interval,
+            NONZERO,
+            MAX_DURATION,
+        )?;
+        duration(
             "upstream.pool_idle_timeout",
             u.pool_idle_timeout,
             NONZERO,
@@ -241,6 +253,15 @@ impl Config {
             ));
         }
         number("audit.queue_capacity", a.queue_capacity, 1, 1_000_000)?;
+        if a.max_db_bytes != 0 && a.max_db_bytes < 1024 * 1024 {
+            return Err(ConfigError::invalid(
+                "audit.max_db_bytes",
+                format!(
+                    "{} is too small; use 0 (no cap) or at least 1048576",
+                    a.max_db_bytes
+                ),
+            ));
+        }
         duration(
             "audit.retention",
             a.retention,

@@ -31,6 +31,7 @@ fn scanner(endpoint: &str, ledger: Arc<dyn UsageLedger>) -> (Arc<Scanner>, IntCo
     let client = UpstreamClient::new(&ClientOptions {
         connect_timeout: Duration::from_secs(1),
         response_header_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
         pool_idle_timeout: Duration::from_secs(1),
         pool_max_idle_per_host: 0,
     });

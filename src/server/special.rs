@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::listener::ResponseBody;
 use super::response::{error_response, read_bounded, set_request_id};
@@ -149,11 +148,14 @@ const MAX_COMPLETE_RESULT: usize = 1024 * 1024;
 
 /// The CompleteMultipartUpload result names the object by an upstream URL in
 /// `<Location>`; tenants get the URL they addressed instead.
-pub(super) async fn complete_multipart_response(
+pub(super) async fn complete_multipart_response<B>(
     ex: &Exchange,
     mut parts: http::response::Parts,
-    body: Incoming,
-) -> Response<ResponseBody> {
+    body: B,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
     let Some(bytes) = read_bounded(body, MAX_COMPLETE_RESULT).await else {
         return error_response(
             &S3Error::ServiceUnavailable,

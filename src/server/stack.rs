@@ -38,6 +38,7 @@ use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
 use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
+use crate::upstream::idle::IdleTimeoutBody;
 
 /// The client's body as the forwarding steps read it.
 type ClientBody = GuardedBody<Incoming>;
@@ -497,6 +498,10 @@ pub(super) async fn stream_back(
     upstream: Response<Incoming>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = upstream.into_parts();
+    // Every read of the upstream body below, error documents included, gives up after
+    // `upstream.read_timeout` of silence.
+    let body = IdleTimeoutBody::new(body, state.client.read_timeout())
+        .counting(state.metrics.upstream_errors.clone());
     if parts.status.is_client_error() || parts.status.is_server_error() {
         if parts.status.is_server_error() {
             state
@@ -520,9 +525,7 @@ pub(super) async fn stream_back(
     if ex.operation == S3Operation::CompleteMultipartUpload {
         return complete_multipart_response(ex, parts, body).await;
     }
-    let body: ResponseBody = body
-        .map_err(|e| Box::new(e) as crate::server::listener::BoxError)
-        .boxed_unsync();
+    let body: ResponseBody = body.boxed_unsync();
     let mut resp = Response::from_parts(parts, body);
     set_request_id(&mut resp, &ex.request_id);
     resp

@@ -78,6 +78,7 @@ impl From<UpstreamError> for AdminOpError {
         match e {
             UpstreamError::Unavailable => Self::Unavailable,
             UpstreamError::Timeout => Self::Timeout,
+            UpstreamError::Malformed => Self::Malformed,
         }
     }
 }

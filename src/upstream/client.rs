@@ -26,6 +26,8 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub response_header_timeout: Duration,
+    /// Idle timeout while reading a response body ([`super::idle`]).
+    pub read_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
 }
@@ -39,13 +41,17 @@ pub enum UpstreamError {
     /// No response head within the timeout.
     #[error("upstream timed out")]
     Timeout,
+    /// Bytes came back that are not an HTTP response (a wrong port, a broken
+    /// middlebox). Answered like `Unavailable`: a retryable 503.
+    #[error("upstream response malformed")]
+    Malformed,
 }
 
 impl UpstreamError {
     #[must_use]
     pub fn s3_error(&self) -> S3Error {
         match self {
-            Self::Unavailable => S3Error::ServiceUnavailable,
+            Self::Unavailable | Self::Malformed => S3Error::ServiceUnavailable,
             Self::Timeout => S3Error::GatewayTimeout,
         }
     }
@@ -56,6 +62,7 @@ impl UpstreamError {
         match self {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
+            Self::Malformed => "malformed",
         }
     }
 }
@@ -65,6 +72,7 @@ impl UpstreamError {
 pub struct UpstreamClient {
     client: Client<Connector, OutBody>,
     response_header_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl UpstreamClient {
@@ -94,7 +102,14 @@ impl UpstreamClient {
         Self {
             client,
             response_header_timeout: opts.response_header_timeout,
+            read_timeout: opts.read_timeout,
         }
+    }
+
+    /// The body idle timeout responses are read with.
+    #[must_use]
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// Send one request and wait for the response head.
@@ -105,10 +120,27 @@ impl UpstreamClient {
         match tokio::time::timeout(self.response_header_timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if is_parse_error(&e) => {
+                tracing::warn!("the upstream answered with bytes that are not an HTTP response");
+                Err(UpstreamError::Malformed)
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "upstream exchange failed");
                 Err(UpstreamError::Unavailable)
             }
         }
     }
+}
+
+/// Whether hyper failed to parse the upstream's response (as opposed to a connection
+/// that failed or closed).
+fn is_parse_error(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_status() || h.is_parse_too_large();
+        }
+        source = err.source();
+    }
+    false
 }

@@ -4,6 +4,7 @@
 pub mod admin_ops;
 pub mod client;
 pub mod headers;
+pub mod idle;
 pub mod probe;
 pub mod resign;
 

@@ -1,6 +1,7 @@
 //! Backend reachability, probed in the background so that start-up never waits on an
-//! upstream: a TCP connect to each backend's endpoint, every [`PROBE_EVERY`] while it
-//! answers and with exponential backoff (1 s … [`MAX_BACKOFF`]) while it does not.
+//! upstream: a TCP connect to each backend's endpoint, every `upstream.probe_interval`
+//! (default [`PROBE_EVERY`]) while it answers and with exponential backoff (1 s, or the
+//! interval when shorter, … [`MAX_BACKOFF`]) while it does not.
 //! Transitions are logged once each; `/readyz` shows the current state and the gauge
 //! `stowage_upstream_reachable{backend}` exports it. Reachability never changes the
 //! readiness verdict: every replica shares the backends, so turning unready would only
@@ -131,20 +132,22 @@ pub fn spawn_probes(
     backends: Vec<ProbeTarget>,
     health: std::sync::Arc<UpstreamHealth>,
     connect_timeout: Duration,
+    every: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    let first_backoff = FIRST_BACKOFF.min(every);
     backends
         .into_iter()
         .map(|b| {
             let health = std::sync::Arc::clone(&health);
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
-                let mut backoff = FIRST_BACKOFF;
+                let mut backoff = first_backoff;
                 loop {
                     let ok = probe(&b, connect_timeout).await;
                     let next = if ok {
-                        backoff = FIRST_BACKOFF;
-                        PROBE_EVERY
+                        backoff = first_backoff;
+                        every
                     } else {
                         let wait = backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -16,6 +16,8 @@ pub struct GarageNode {
     pub secret_key: String,
     pub log_path: PathBuf,
     child: Child,
+    bin: PathBuf,
+    cfg: PathBuf,
 }
 
 impl GarageNode {
@@ -70,26 +72,32 @@ impl GarageNode {
         let cfg = dir.join("garage.toml");
         std::fs::write(&cfg, config_text(dir, s3_addr, free_addr())).expect("write garage config");
         let log_path = dir.join("garage.log");
-        let log = std::fs::File::create(&log_path).expect("garage log file");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&cfg)
-            .args(["server", "--single-node", "--default-bucket"])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
-            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
-            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "garage=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        std::fs::File::create(&log_path).expect("garage log file");
+        let child = run(bin, &cfg, &log_path, &access_key, &secret_key);
         Self {
             s3_addr,
             access_key,
             secret_key,
             log_path,
             child,
+            bin: bin.to_path_buf(),
+            cfg,
+        }
+    }
+
+    /// Start a killed node again: the same config, ports, data and keys (the
+    /// upstream-restarted case). Waits until it serves the default bucket.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = run(
+            &self.bin,
+            &self.cfg,
+            &self.log_path,
+            &self.access_key,
+            &self.secret_key,
+        );
+        if let Err(log) = self.wait_ready().await {
+            panic!("garage did not restart; log:\n{log}");
         }
     }
 
@@ -138,6 +146,27 @@ impl Drop for GarageNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `garage server` on `cfg`, appending to `log_path`.
+fn run(bin: &Path, cfg: &Path, log_path: &Path, access_key: &str, secret_key: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .expect("garage log file");
+    Command::new(bin)
+        .arg("-c")
+        .arg(cfg)
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", access_key)
+        .env("GARAGE_DEFAULT_SECRET_KEY", secret_key)
+        .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+        .env("RUST_LOG", "garage=warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
 }
 
 /// A port that was free a moment ago (Garage binds it itself).

@@ -10,6 +10,7 @@ pub mod cases;
 pub mod clients;
 pub mod edge;
 pub mod fake_apiserver;
+pub mod faulty;
 pub mod forms;
 pub mod garage;
 pub mod logs;
@@ -274,6 +275,14 @@ impl Harness {
         match &mut self.upstream {
             Upstream::Fs(u) => u.stop(),
             Upstream::Garage(g) => g.kill(),
+        }
+    }
+
+    /// Start a stopped Garage upstream again on the same address, with its data.
+    pub async fn restart_upstream(&mut self) {
+        match &mut self.upstream {
+            Upstream::Garage(g) => g.restart().await,
+            Upstream::Fs(_) => panic!("restart_upstream is for Garage; use tests/common/faulty.rs"),
         }
     }
 

@@ -19,6 +19,7 @@ fn admin(h: &Harness) -> (UpstreamClient, UpstreamBackend) {
     let client = UpstreamClient::new(&ClientOptions {
         connect_timeout: Duration::from_secs(2),
         response_header_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(10),
         pool_idle_timeout: Duration::from_secs(10),
         pool_max_idle_per_host: 0,
     });
