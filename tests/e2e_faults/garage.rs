@@ -16,6 +16,10 @@ async fn garage_process_killed_is_503_and_serves_its_data_again_once_restarted()
     })
     .await
     else {
+        assert!(
+            std::env::var_os("STOWAGE_REQUIRE_GARAGE").is_none(),
+            "STOWAGE_REQUIRE_GARAGE is set but no garage binary is on PATH"
+        );
         eprintln!("GARAGE TIER DID NOT RUN: no garage binary on PATH");
         return;
     };
