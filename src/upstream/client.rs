@@ -11,7 +11,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::S3Error;
 
@@ -95,7 +95,10 @@ impl UpstreamClient {
                     .wrap_connector(http)
             }
         };
+        // Without a pool timer hyper-util never reaps idle connections: they would
+        // outlive `pool_idle_timeout` until reused (found by the soak's fd check).
         let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(opts.pool_idle_timeout)
             .pool_max_idle_per_host(opts.pool_max_idle_per_host)
             .build(connector);
