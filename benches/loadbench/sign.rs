@@ -72,7 +72,7 @@ fn signature(keys: &Keys, date: &str, canonical_request: &str) -> String {
     );
     let k = hmac(
         format!("AWS4{}", keys.secret).as_bytes(),
-        date[..8].as_bytes(),
+        &date.as_bytes()[..8],
     );
     let k = hmac(&k, REGION.as_bytes());
     let k = hmac(&k, b"s3");
