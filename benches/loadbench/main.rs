@@ -262,7 +262,25 @@ fn pattern(len: usize) -> Bytes {
     Bytes::from(v)
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default()
+}
+
 async fn run(s: Settings) {
+    let load_start = loadavg();
     let dir = tempfile::tempdir().expect("tempdir");
     let pat = pattern(s.large.max(1 << 20));
     let payloads = Payloads {
@@ -308,7 +326,21 @@ async fn run(s: Settings) {
             memory.extend(memory_bound(&s, &mut stack, &payloads).await);
         }
     }
-    println!("{}", report::render(&s, &rows, &memory));
+    let mut text = report::render(&s, &rows, &memory);
+    text.push_str(&format!(
+        "\nMachine: {} × {}; load average at start {load_start}, at end {}.\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        cpu_model(),
+        loadavg()
+    ));
+    println!("{text}");
+    if s.full {
+        // Also kept beside the build output, for the README's table.
+        let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/loadbench-last.md");
+        if std::fs::write(&out, &text).is_ok() {
+            eprintln!("loadbench: results written to {}", out.display());
+        }
+    }
 }
 
 fn main() {

@@ -245,8 +245,19 @@ fn nginx_binary() -> PathBuf {
         return p;
     }
     eprintln!("loadbench: nginx missing, running apt-get install -y nginx-light");
-    let ok = Command::new("apt-get")
-        .args(["install", "-y", "nginx-light"])
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    let ok = cmd
+        .args(["install", "-y", "--no-install-recommends", "nginx-light"])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .is_ok_and(|s| s.success());

@@ -128,7 +128,7 @@ pub fn render(s: &Settings, rows: &[Row], memory: &[String]) -> String {
     );
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
-        let mut m: Vec<&Measured> = r.measured.iter().collect();
+        let m = &r.measured;
         let unit = if r.large { " MB/s" } else { "/s" };
         let (d, n, st) = (r.speed(0), r.speed(1), r.speed(2));
         let mut p50 = Vec::new();
@@ -141,7 +141,6 @@ pub fn render(s: &Settings, rows: &[Row], memory: &[String]) -> String {
             p50.push(c.pct(50));
             p99.push(c.pct(99));
         }
-        m.truncate(3);
         let _ = writeln!(
             out,
             "| {} | {} | {d:.0}{unit} | {n:.0}{unit} | {st:.0}{unit} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {:.0} / {:.0} | {:.1} / {:.1} |",
