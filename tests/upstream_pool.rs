@@ -40,6 +40,7 @@ fn options(idle: Duration) -> ClientOptions {
         response_header_timeout: Duration::from_secs(5),
         pool_idle_timeout: idle,
         pool_max_idle_per_host: 8,
+        read_timeout: Duration::from_secs(5),
     }
 }
 
