@@ -352,3 +352,52 @@ async fn sigv4a_is_not_implemented() {
 
 #[path = "e2e_edge/scope.rs"]
 mod scope;
+
+/// An SDK upload refused on its head (a wrong secret, a key out of scope) gets the
+/// refusal, not a broken pipe: the proxy reads and drops a body of up to 16 MiB before
+/// answering, as it does for a quota refusal. Without that, the client is still writing
+/// when the connection closes and never sees the 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sdk_upload_reads_its_403_instead_of_a_reset_connection() {
+    let h = harness().await;
+    let (ak, sk) = h.credential(vec![common::scope(
+        &h.bucket,
+        stowage::credentials::model::Access::ReadWrite,
+    )]);
+    let wrong = h.client(&ak, &format!("{sk}-wrong"));
+    let scoped = h.client(&ak, &sk);
+    let body = vec![b'x'; 8 * 1024 * 1024];
+    for round in 0..4 {
+        let key = format!("drained-{round}");
+        let err = wrong
+            .put_object()
+            .bucket(&h.bucket)
+            .key(&key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .expect_err("a wrong secret is refused");
+        assert_eq!(
+            common::clients::status_and_code(&err),
+            (Some(403), Some("SignatureDoesNotMatch".to_owned())),
+            "round {round}: {}",
+            common::clients::describe(&err)
+        );
+        let err = scoped
+            .put_object()
+            .bucket("not-in-scope")
+            .key(&key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .expect_err("another bucket is refused");
+        assert_eq!(
+            common::clients::status_and_code(&err),
+            (Some(403), Some("AccessDenied".to_owned())),
+            "round {round}: {}",
+            common::clients::describe(&err)
+        );
+        assert_absent(&h, &h.bucket, &key, "refused upload").await;
+    }
+    h.shutdown().await;
+}

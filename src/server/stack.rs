@@ -164,57 +164,18 @@ async fn pipeline(
         return super::post_object::forward_form(state, ex, &parts, body, bucket).await;
     }
 
-    // 3. Authenticate exactly once; everything after takes the VerifiedRequest.
-    //    An unsigned read of a bucket with an anonymous binding (when
-    //    `s3_proxy.anonymous_enabled`) gets a read-only identity instead, after the
-    //    anonymous allowlist and its source-address limits; a request that carries any
-    //    credential never takes that path.
-    let verified = match super::browser::anonymous(state, ex, &parts, &route)? {
-        Some(v) => {
-            ex.source = AuditSource::Anonymous;
-            v
-        }
-        None => authenticate_signed(state, ex, &parts)?,
+    // 3–5. Authenticate, authorize, check the declared XML length, rate-limit
+    //    (`admit_request`). A refusal first swallows a small body the client may
+    //    still be sending, so it reads the refusal instead of a reset connection.
+    let Admitted {
+        verified,
+        copy_source,
+        check_body_keys,
+    } = match admit_request(state, ex, &parts, &route) {
+        Ok(a) => a,
+        Err(e @ S3Error::RateLimited { .. }) => return Err(e),
+        Err(e) => return Err(drain_refused(e, &parts, body).await),
     };
-    ex.backend = Some(verified.credential.backend.clone());
-
-    // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
-    let copy_source = copy_source_from_headers(&parts.headers)?;
-    //    DeleteObjects carries its keys in the body: they are checked key by key
-    //    (prefix, and never out of the bucket) once the (bounded, verified) body has
-    //    been read.
-    let check_body_keys = route
-        .bucket
-        .as_deref()
-        .is_some_and(|b| needs_key_check(&verified.credential, b, ex.operation));
-    if !check_body_keys {
-        authorize(
-            &verified.credential,
-            ex.operation,
-            &route,
-            parts.uri.query(),
-            copy_source.as_ref(),
-        )?;
-    } else if let Some(src) = copy_source.as_ref() {
-        authorize_copy_source(&verified.credential, src)?;
-    }
-
-    //    Object ACLs reach past the proxy (a public-read object is served by the
-    //    upstream to anyone), so anything beyond `private` needs an admin scope.
-    check_acl_headers(&verified, &route, &parts.headers)?;
-
-    //    DeleteObjects and CompleteMultipartUpload carry XML documents: a declared
-    //    length over the configured cap is refused here, before any byte is read or
-    //    the upstream contacted (`body_guard`; the bytes as received are capped too).
-    check_declared(&state.limits.body, ex.operation, &parts, &verified.payload)?;
-
-    // 5. Rate limits: the access key's bucket, then the global one (crate::ratelimit).
-    //    Anonymous requests were admitted by their address in step 3.
-    if verified.location != crate::auth::AuthLocation::Anonymous {
-        state
-            .rate_limits
-            .admit(&verified.credential.access_key_id)?;
-    }
 
     // 6. Quota admission (buckets with a limit only): what the write may add or free
     //    is planned and reserved before any body byte is read. The listener answers
@@ -301,6 +262,81 @@ async fn pipeline(
     //    the quota reservation into usage (a 2xx) or release it (anything else).
     let resp = stream_back(state, ex, backend, upstream).await;
     Ok(settle_quota(state, ex, quota, resp).await)
+}
+
+/// What steps 3–5 of the pipeline established about a request.
+struct Admitted {
+    verified: VerifiedRequest,
+    copy_source: Option<CopySource>,
+    /// DeleteObjects' body keys are checked one by one once the body is read.
+    check_body_keys: bool,
+}
+
+/// Steps 3–5 of the pipeline, which read no body byte: authenticate, authorize,
+/// check the declared XML length, rate-limit.
+fn admit_request(
+    state: &ProxyState,
+    ex: &mut Exchange,
+    parts: &Parts,
+    route: &Route,
+) -> Result<Admitted, S3Error> {
+    // 3. Authenticate exactly once; everything after takes the VerifiedRequest.
+    //    An unsigned read of a bucket with an anonymous binding (when
+    //    `s3_proxy.anonymous_enabled`) gets a read-only identity instead, after the
+    //    anonymous allowlist and its source-address limits; a request that carries any
+    //    credential never takes that path.
+    let verified = match super::browser::anonymous(state, ex, parts, route)? {
+        Some(v) => {
+            ex.source = AuditSource::Anonymous;
+            v
+        }
+        None => authenticate_signed(state, ex, parts)?,
+    };
+    ex.backend = Some(verified.credential.backend.clone());
+
+    // 4. Authorize: URL bucket, key prefix, access class; the copy source too.
+    let copy_source = copy_source_from_headers(&parts.headers)?;
+    //    DeleteObjects carries its keys in the body: they are checked key by key
+    //    (prefix, and never out of the bucket) once the (bounded, verified) body has
+    //    been read.
+    let check_body_keys = route
+        .bucket
+        .as_deref()
+        .is_some_and(|b| needs_key_check(&verified.credential, b, ex.operation));
+    if !check_body_keys {
+        authorize(
+            &verified.credential,
+            ex.operation,
+            route,
+            parts.uri.query(),
+            copy_source.as_ref(),
+        )?;
+    } else if let Some(src) = copy_source.as_ref() {
+        authorize_copy_source(&verified.credential, src)?;
+    }
+
+    //    Object ACLs reach past the proxy (a public-read object is served by the
+    //    upstream to anyone), so anything beyond `private` needs an admin scope.
+    check_acl_headers(&verified, route, &parts.headers)?;
+
+    //    DeleteObjects and CompleteMultipartUpload carry XML documents: a declared
+    //    length over the configured cap is refused here, before any byte is read or
+    //    the upstream contacted (`body_guard`; the bytes as received are capped too).
+    check_declared(&state.limits.body, ex.operation, parts, &verified.payload)?;
+
+    // 5. Rate limits: the access key's bucket, then the global one (crate::ratelimit).
+    //    Anonymous requests were admitted by their address in step 3.
+    if verified.location != crate::auth::AuthLocation::Anonymous {
+        state
+            .rate_limits
+            .admit(&verified.credential.access_key_id)?;
+    }
+
+    Ok(Admitted {
+        verified,
+        copy_source,
+        check_body_keys,
+    })
 }
 
 /// Step 3 for signed requests (header or presigned query).
