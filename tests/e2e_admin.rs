@@ -357,6 +357,11 @@ async fn invalid_input_gets_400_naming_the_field() {
         .await
         .expect("send");
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        huge.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "an unread body ends the connection, and the answer says so"
+    );
     let q = a.get("/api/v1/credentials?source=etcd").await;
     assert_eq!(q.json["error"]["field"], "source");
     let r = a
