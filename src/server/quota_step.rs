@@ -36,7 +36,8 @@
 //! - **Versioned deletes** (a `versionId`) subtract nothing: the scan counts current
 //!   objects only, and which version was current is not known here.
 //! - **DeleteObjects** subtracts only keys the answer lists as deleted (quiet mode:
-//!   not listed as failed); an answer that cannot be read subtracts nothing.
+//!   not listed as failed) that the request named without a `VersionId`; an answer
+//!   that cannot be read subtracts nothing.
 //! - **CopyObject answered 200 with an error document** (S3 does this for long
 //!   copies) still counts the copy until the next scan.
 //! - **POST object** is planned as the PutObject it becomes, by its file's exact size

@@ -3,8 +3,12 @@
 //! upstream answers only the keys it reports deleted are subtracted.
 //!
 //! A key named with a `VersionId` is never subtracted (removing one version is not
-//! what a scan counts). In quiet mode the answer lists only failures: every sized key
-//! that is not listed as an error counts as deleted.
+//! what a scan counts), nor is a key the request names both with and without one.
+//! Whether a deletion removed the current object is decided by the request, not by
+//! the answer: a `<Deleted>` entry may carry a `VersionId` for an unversioned request
+//! (Garage names the internal version it removed; AWS names a delete marker), and the
+//! current object is gone either way. In quiet mode the answer lists only failures:
+//! every sized key that is not listed as an error counts as deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -61,17 +65,29 @@ pub(super) fn parse_request(body: &[u8]) -> Result<DeleteRequest, S3Error> {
     Ok(req)
 }
 
+/// The keys whose current object the request deletes: named without a `VersionId`,
+/// and never also with one (which of the two deletions an answer's `<Deleted>` entry
+/// reports could not be told apart).
+fn unversioned_keys(req: &DeleteRequest) -> HashSet<&str> {
+    let versioned: HashSet<&str> = req
+        .entries
+        .iter()
+        .filter(|e| e.versioned)
+        .map(|e| e.key.as_str())
+        .collect();
+    req.entries
+        .iter()
+        .filter(|e| !e.versioned && !e.key.is_empty() && !versioned.contains(e.key.as_str()))
+        .map(|e| e.key.as_str())
+        .collect()
+}
+
 /// Claim every unversioned key and size those whose claim is exclusive.
 pub(super) async fn size_keys(
     ctx: &Ctx<'_>,
     req: &DeleteRequest,
 ) -> (HashMap<String, u64>, Vec<Claim>) {
-    let keys: HashSet<&str> = req
-        .entries
-        .iter()
-        .filter(|e| !e.versioned && !e.key.is_empty())
-        .map(|e| e.key.as_str())
-        .collect();
+    let keys = unversioned_keys(req);
     let claims: Vec<Claim> = keys
         .iter()
         .map(|k| ctx.claims.claim(ctx.bucket, k))
@@ -106,8 +122,8 @@ pub(super) async fn size_keys(
     (sizes, claims)
 }
 
-/// What the upstream reports: keys deleted (current version, no `VersionId`) and keys
-/// that failed.
+/// What the upstream reports: keys deleted and keys that failed. A `VersionId` in
+/// the answer is ignored: only keys the request named unversioned are ever sized.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct DeleteResult {
     pub deleted: HashSet<String>,
@@ -117,16 +133,12 @@ pub(super) struct DeleteResult {
 /// `None` when the answer cannot be read: then nothing is subtracted.
 pub(super) fn parse_result(body: &[u8]) -> Option<DeleteResult> {
     let mut result = DeleteResult::default();
-    let (mut key, mut versioned) = (String::new(), false);
+    let mut key = String::new();
     xml::walk(body, |c| {
         match c.path {
             "Deleted/Key" | "Error/Key" => key = c.text.to_owned(),
-            "Deleted/VersionId" => versioned = !c.text.is_empty(),
             "Deleted" => {
-                let (k, v) = (std::mem::take(&mut key), std::mem::take(&mut versioned));
-                if !v {
-                    result.deleted.insert(k);
-                }
+                result.deleted.insert(std::mem::take(&mut key));
             }
             "Error" => {
                 result.failed.insert(std::mem::take(&mut key));
@@ -198,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn only_reported_unversioned_deletions_are_freed() {
+    fn only_reported_deletions_of_sized_keys_are_freed() {
         let body = b"<DeleteResult><Deleted><Key>a</Key></Deleted><Deleted><Key>b</Key><VersionId>7</VersionId></Deleted><Deleted><Key>m</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>9</DeleteMarkerVersionId></Deleted><Error><Key>c</Key><Code>AccessDenied</Code></Error></DeleteResult>";
         let result = parse_result(body).unwrap();
         let sizes: HashMap<String, u64> =
@@ -206,9 +218,33 @@ mod tests {
                 .into_iter()
                 .map(|(k, n)| (k.to_owned(), n))
                 .collect();
-        assert_eq!(freed(&sizes, false, &result), (15, 2));
+        // Sized keys were named without a VersionId: a VersionId in the answer does
+        // not make their deletion any less a deletion of the current object.
+        assert_eq!(freed(&sizes, false, &result), (35, 3));
         // Quiet: everything sized that did not fail.
         assert_eq!(freed(&sizes, true, &result), (115, 4));
         assert_eq!(parse_result(b"<DeleteResult><Deleted>"), None);
+    }
+
+    /// Garage's verbose answer to an unversioned DeleteObjects names the version it
+    /// removed and a delete-marker version for every existing key. Reading that
+    /// VersionId as "only one version went" freed nothing, so every verbose
+    /// DeleteObjects left its bytes counted until the next scan.
+    #[test]
+    fn a_garage_verbose_answer_frees_the_existing_keys_it_lists() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Deleted><Key>a0</Key><VersionId>f5c9bcd7a826a154</VersionId><DeleteMarkerVersionId>8890cac1115b25c7</DeleteMarkerVersionId></Deleted><Deleted><Key>a1</Key><VersionId>d601cdeaf97f1bd7</VersionId><DeleteMarkerVersionId>17ca93d50b0033d5</DeleteMarkerVersionId></Deleted><Deleted><Key>absent</Key></Deleted></DeleteResult>"#;
+        let result = parse_result(body).unwrap();
+        let sizes: HashMap<String, u64> = [("a0", 100), ("a1", 200)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
+        assert_eq!(freed(&sizes, false, &result), (300, 2));
+    }
+
+    #[test]
+    fn a_key_also_named_with_a_version_is_not_sized() {
+        let body = b"<Delete><Object><Key>both</Key></Object><Object><Key>both</Key><VersionId>3</VersionId></Object><Object><Key>plain</Key></Object><Object><Key>old</Key><VersionId>4</VersionId></Object><Object><Key></Key></Object></Delete>";
+        let req = parse_request(body).unwrap();
+        assert_eq!(unversioned_keys(&req), HashSet::from(["plain"]));
     }
 }
