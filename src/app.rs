@@ -53,6 +53,8 @@ pub struct Running {
     pub quota_limits: Arc<LimitCache>,
     /// Per-bucket usage and in-flight reservations (quota admission).
     pub ledger: Arc<dyn UsageLedger>,
+    /// The usage scanner the proxy's periodic and on-demand scans run on.
+    pub scanner: Arc<Scanner>,
     /// Anonymous bindings (SQLite and Kubernetes Secrets).
     pub bindings: Arc<BindingCache>,
     /// Per-bucket CORS rules, as served (reload with `cors::store::reload`).
@@ -261,7 +263,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
     );
     // Boot scan, periodic scans, new limits, `stowage quota recount` requests.
     let scan_runner = spawn_scan_runner(
-        scanner,
+        Arc::clone(&scanner),
         Arc::clone(&quota_limits),
         config.quotas.scan_interval,
         rx.clone(),
@@ -312,6 +314,7 @@ pub async fn start(config: &Config, root_key: RootKey) -> anyhow::Result<Running
         store,
         quota_limits,
         ledger,
+        scanner,
         bindings,
         cors,
         admin,

@@ -70,6 +70,17 @@ pub struct Settled {
     pub crossed_soft: bool,
 }
 
+/// How many scans a bucket's ledger entry had applied when a request was admitted.
+///
+/// A delete (or a shrinking overwrite) takes effect upstream between its admission and
+/// its settle. A scan that *finished* in that window may have listed the bucket after
+/// the effect, so its `used` already lacks the freed bytes; subtracting them again
+/// would undercount and let a tenant past the hard cap. Such a settle therefore drops
+/// its negative part (counting high until the next scan, never low). Scans still
+/// running at the settle already ignore negative deltas (see `finish_scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanMark(u64);
+
 /// A snapshot of one bucket's ledger state.
 #[derive(Debug, Clone, Copy)]
 pub struct LedgerView {
@@ -104,6 +115,19 @@ pub trait UsageLedger: Send + Sync + 'static {
     fn release(&self, key: &BucketKey, id: u64);
     /// Deletes, aborts (saturating at 0).
     fn adjust(&self, key: &BucketKey, delta_bytes: i64, delta_objects: i64);
+    /// Where `key` stands now, to pass to [`Self::adjust_since`] later. `try_reserve`
+    /// takes its own mark, which `settle` uses the same way.
+    fn mark(&self, key: &BucketKey) -> ScanMark;
+    /// [`Self::adjust`] for a change that took effect upstream after `since` was
+    /// taken: when a scan finished in between, the negative parts are dropped (the
+    /// scan may already reflect them). Returns whether anything was dropped.
+    fn adjust_since(
+        &self,
+        key: &BucketKey,
+        since: ScanMark,
+        delta_bytes: i64,
+        delta_objects: i64,
+    ) -> bool;
     fn view(&self, key: &BucketKey) -> Option<LedgerView>;
     /// A scan of `key` starts; returns an epoch token.
     fn begin_scan(&self, key: &BucketKey) -> u64;
@@ -137,12 +161,15 @@ struct Entry {
     /// Sums of `reservations`, in u128 so uncapped huge charges cannot overflow.
     reserved_bytes: u128,
     reserved_objects: u128,
-    reservations: HashMap<u64, Charge>,
+    /// Each reservation's charge, and the scans applied when it was made.
+    reservations: HashMap<u64, (Charge, ScanMark)>,
     known: bool,
     scanned_at: Option<OffsetDateTime>,
     scans: Vec<ScanAcc>,
     /// The newest scan epoch applied: an older scan finishing later is stale.
     applied_epoch: u64,
+    /// Scans (and restores) that replaced `used`; see [`ScanMark`].
+    replaced: u64,
     last_soft: Option<u64>,
 }
 
@@ -187,9 +214,23 @@ impl Entry {
     }
 
     fn unreserve(&mut self, id: u64) {
-        if let Some(c) = self.reservations.remove(&id) {
+        if let Some((c, _)) = self.reservations.remove(&id) {
             self.reserved_bytes -= u128::from(c.bytes);
             self.reserved_objects -= u128::from(c.objects);
+        }
+    }
+
+    fn mark(&self) -> ScanMark {
+        ScanMark(self.replaced)
+    }
+
+    /// `(bytes, objects)` as they may be applied for a change admitted at `since`:
+    /// negative parts are dropped when a scan replaced `used` in between.
+    fn since(&self, since: ScanMark, delta_bytes: i64, delta_objects: i64) -> (i64, i64) {
+        if since == self.mark() {
+            (delta_bytes, delta_objects)
+        } else {
+            (delta_bytes.max(0), delta_objects.max(0))
         }
     }
 
@@ -293,7 +334,8 @@ impl UsageLedger for InMemoryLedger {
         self.with_tracked(key, limits, |e| {
             e.last_soft = limits.soft_bytes;
             e.admit(limits, charge)?;
-            e.reservations.insert(id, charge);
+            let mark = e.mark();
+            e.reservations.insert(id, (charge, mark));
             e.reserved_bytes += u128::from(charge.bytes);
             e.reserved_objects += u128::from(charge.objects);
             Ok(id)
@@ -310,6 +352,9 @@ impl UsageLedger for InMemoryLedger {
         limits: &Limits,
     ) -> Settled {
         self.with_tracked(key, limits, |e| {
+            // No reservation (made while untracked): the entry is newer than the write.
+            let since = e.reservations.get(&id).map_or(ScanMark(u64::MAX), |r| r.1);
+            let (delta_bytes, delta_objects) = e.since(since, delta_bytes, delta_objects);
             e.unreserve(id);
             e.last_soft = limits.soft_bytes;
             let was_over = e.soft_exceeded();
@@ -328,6 +373,27 @@ impl UsageLedger for InMemoryLedger {
 
     fn adjust(&self, key: &BucketKey, delta_bytes: i64, delta_objects: i64) {
         self.with_existing(key, |e| e.apply(delta_bytes, delta_objects));
+    }
+
+    fn mark(&self, key: &BucketKey) -> ScanMark {
+        self.entries
+            .get(key)
+            .map_or(ScanMark::default(), |e| lock(e.value()).mark())
+    }
+
+    fn adjust_since(
+        &self,
+        key: &BucketKey,
+        since: ScanMark,
+        delta_bytes: i64,
+        delta_objects: i64,
+    ) -> bool {
+        self.with_existing(key, |e| {
+            let (bytes, objects) = e.since(since, delta_bytes, delta_objects);
+            e.apply(bytes, objects);
+            (bytes, objects) != (delta_bytes, delta_objects)
+        })
+        .unwrap_or(false)
     }
 
     fn view(&self, key: &BucketKey) -> Option<LedgerView> {
@@ -359,6 +425,7 @@ impl UsageLedger for InMemoryLedger {
                 return; // a newer scan already finished
             }
             e.applied_epoch = epoch;
+            e.replaced += 1;
             e.used = Usage {
                 bytes: scanned.bytes.saturating_add(acc.bytes),
                 objects: scanned.objects.saturating_add(acc.objects),
@@ -372,6 +439,7 @@ impl UsageLedger for InMemoryLedger {
         self.with_entry(key, |e| {
             // A scan that already finished in this process is newer than the disk.
             if e.applied_epoch == 0 {
+                e.replaced += 1;
                 e.used = used;
                 e.known = true;
                 e.scanned_at = scanned_at;

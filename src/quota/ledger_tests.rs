@@ -250,6 +250,86 @@ fn scan_result_adds_positive_deltas_seen_during_the_scan_and_ignores_negative_on
     );
 }
 
+fn scan_to(ledger: &Arc<dyn UsageLedger>, bytes: u64, objects: u64, t: i64) {
+    let e = ledger.begin_scan(&key());
+    ledger.finish_scan(&key(), e, Usage { bytes, objects }, at(t));
+}
+
+#[test]
+fn a_delete_settled_after_a_scan_that_finished_during_it_subtracts_nothing() {
+    // 100 bytes in 2 objects; a 40-byte object is deleted while a rescan lists the
+    // bucket after the delete took effect (60 bytes, 1 object) and finishes first.
+    let ledger = known_ledger(Usage {
+        bytes: 100,
+        objects: 2,
+    });
+    let mark = ledger.mark(&key());
+    scan_to(&ledger, 60, 1, 1);
+    assert!(ledger.adjust_since(&key(), mark, -40, -1));
+    assert_eq!(
+        used(&ledger),
+        Usage {
+            bytes: 60,
+            objects: 1
+        }
+    );
+}
+
+#[test]
+fn a_delete_with_no_scan_finishing_during_it_subtracts_what_it_freed() {
+    let ledger = known_ledger(Usage {
+        bytes: 100,
+        objects: 2,
+    });
+    let mark = ledger.mark(&key());
+    assert!(!ledger.adjust_since(&key(), mark, -40, -1));
+    assert_eq!(
+        used(&ledger),
+        Usage {
+            bytes: 60,
+            objects: 1
+        }
+    );
+    // A mark taken after the scan is current again.
+    scan_to(&ledger, 60, 1, 1);
+    let mark = ledger.mark(&key());
+    assert!(!ledger.adjust_since(&key(), mark, -10, 0));
+    assert_eq!(used(&ledger).bytes, 50);
+}
+
+#[test]
+fn a_shrinking_overwrite_settled_after_a_finished_scan_keeps_only_its_growth() {
+    let ledger = known_ledger(Usage {
+        bytes: 100,
+        objects: 1,
+    });
+    let uncapped = hard(1_000);
+    let shrink = reserve(&ledger, &key(), &uncapped, bytes(10)).unwrap();
+    let grow = reserve(&ledger, &key(), &uncapped, bytes(10)).unwrap();
+    // The scan already lists the object at its new size.
+    scan_to(&ledger, 10, 1, 1);
+    shrink.settle(-90, 0, &uncapped);
+    assert_eq!(used(&ledger).bytes, 10);
+    grow.settle(5, 1, &uncapped);
+    assert_eq!(
+        used(&ledger),
+        Usage {
+            bytes: 15,
+            objects: 2
+        }
+    );
+    assert_eq!(ledger.view(&key()).unwrap().reserved, Usage::default());
+}
+
+#[test]
+fn a_mark_taken_before_the_bucket_was_tracked_is_stale_once_a_scan_lands() {
+    let ledger: Arc<dyn UsageLedger> = Arc::new(InMemoryLedger::new());
+    let mark = ledger.mark(&key());
+    scan_to(&ledger, 50, 1, 1);
+    assert!(ledger.adjust_since(&key(), mark, -50, -1));
+    assert_eq!(used(&ledger).bytes, 50);
+}
+
 #[test]
 fn a_scan_makes_a_capped_bucket_admissible() {
     let ledger: Arc<dyn UsageLedger> = Arc::new(InMemoryLedger::new());

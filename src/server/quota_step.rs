@@ -38,6 +38,11 @@
 //! - **DeleteObjects** subtracts only keys the answer lists as deleted (quiet mode:
 //!   not listed as failed) that the request named without a `VersionId`; an answer
 //!   that cannot be read subtracts nothing.
+//! - **A scan that finishes while a delete or shrinking overwrite is in flight** may
+//!   have listed the bucket after the change took effect, so the settle subtracts
+//!   nothing (`ledger::ScanMark`); a scan still running at the settle ignores the
+//!   negative delta anyway. The next periodic scan frees the bytes. Rescanning at
+//!   once would, under steady deletes, keep starting scans that race the next ones.
 //! - **CopyObject answered 200 with an error document** (S3 does this for long
 //!   copies) still counts the copy until the next scan.
 //! - **POST object** is planned as the PutObject it becomes, by its file's exact size
@@ -72,7 +77,7 @@ use crate::policy::route::Route;
 use crate::policy::scope::CopySource;
 use crate::quota::BucketKey;
 use crate::quota::Limits;
-use crate::quota::ledger::{self, Charge, Refusal, Reservation, Settled, UsageLedger};
+use crate::quota::ledger::{self, Charge, Refusal, Reservation, ScanMark, Settled, UsageLedger};
 use crate::quota::scanner::Scanner;
 use crate::upstream::client::OutBody;
 
@@ -162,6 +167,8 @@ pub(super) struct Ticket {
     claims: Vec<Claim>,
     body_len: u64,
     stage: Stage,
+    /// The ledger's scan mark at admission, before the request could take effect.
+    mark: ScanMark,
     /// Who wrote: named in the soft-cap log line.
     access_key_id: String,
 }
@@ -179,6 +186,7 @@ pub(super) async fn admit(
         return Ok(None);
     };
     let gate = &state.quota;
+    let mark = gate.ledger.mark(&key);
     let ctx = Ctx {
         client: &state.client,
         backend: state
@@ -211,6 +219,7 @@ pub(super) async fn admit(
         claims: planned.claims,
         body_len: planned.body_len,
         stage: Stage::Admitted,
+        mark,
         access_key_id: verified.credential.access_key_id.clone(),
     }))
 }
@@ -313,9 +322,14 @@ impl Ticket {
         self.gate.scanner.request_fresh(&self.key);
     }
 
+    /// Apply what a delete or abort freed. A scan that finished since admission may
+    /// already reflect it; then nothing is subtracted (the ledger counts high until
+    /// the next periodic scan, never low).
     fn adjust(&self, bytes: i64, objects: i64) {
         if bytes != 0 || objects != 0 {
-            self.gate.ledger.adjust(&self.key, bytes, objects);
+            self.gate
+                .ledger
+                .adjust_since(&self.key, self.mark, bytes, objects);
         }
     }
 

@@ -4,8 +4,11 @@
 //! upstream still checks the proxy's signature. Also a "canary": a bare TCP listener
 //! standing in for a host the proxy must never contact.
 //!
-//! Opt in with [`tapped_harness`]; the harness's admin client keeps talking to the
-//! upstream directly, so checks of what landed never show up in the tap.
+//! Opt in with [`tapped_harness`] (s3s-fs) or [`tapped_harness_on`]; the harness's
+//! admin client keeps talking to the upstream directly, so checks of what landed never
+//! show up in the tap. [`Tap::hold`] holds back the upstream's answers to chosen
+//! requests (which have then taken effect) until the test releases them: the way to
+//! put something between an upstream change and the proxy learning of it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -60,10 +63,49 @@ impl Seen {
     }
 }
 
+type Matcher = Box<dyn Fn(&Seen) -> bool + Send + Sync>;
+
+/// Answers to hold back: which requests, how many were held, and the release.
+struct HoldRule {
+    matches: Matcher,
+    held: Arc<tokio::sync::watch::Sender<usize>>,
+    released: tokio::sync::watch::Receiver<bool>,
+}
+
 #[derive(Default)]
 struct TapState {
     seen: Mutex<Vec<Seen>>,
     connections: AtomicUsize,
+    hold: Mutex<Option<HoldRule>>,
+}
+
+/// Held answers (see [`Tap::hold`]); dropping it releases them too.
+pub struct Held {
+    held: tokio::sync::watch::Receiver<usize>,
+    release: tokio::sync::watch::Sender<bool>,
+    state: Arc<TapState>,
+}
+
+impl Held {
+    /// Wait until `n` matching requests have been answered by the upstream (and held).
+    pub async fn answered(&mut self, n: usize) {
+        self.held
+            .wait_for(|held| *held >= n)
+            .await
+            .expect("the tap is running");
+    }
+
+    /// Let the held answers through, and hold no more.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.state.hold.lock().expect("tap lock").take();
+        let _ = self.release.send(true);
+    }
 }
 
 /// The recording forwarder in front of the upstream.
@@ -122,6 +164,24 @@ impl Tap {
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
+
+    /// From now on, hold the upstream's answer to each request `matches` picks: the
+    /// request reaches the upstream and takes effect, its answer waits in the tap
+    /// until the returned [`Held`] is released.
+    pub fn hold(&self, matches: impl Fn(&Seen) -> bool + Send + Sync + 'static) -> Held {
+        let (held_tx, held) = tokio::sync::watch::channel(0);
+        let (release, released) = tokio::sync::watch::channel(false);
+        *self.state.hold.lock().expect("tap lock") = Some(HoldRule {
+            matches: Box::new(matches),
+            held: Arc::new(held_tx),
+            released,
+        });
+        Held {
+            held,
+            release,
+            state: self.state.clone(),
+        }
+    }
 }
 
 async fn forward(
@@ -136,7 +196,7 @@ async fn forward(
         .path_and_query()
         .map_or_else(|| "/".to_owned(), ToString::to_string);
     let end = Arc::new(Mutex::new(BodyEnd::Open));
-    state.seen.lock().expect("tap lock").push(Seen {
+    let seen = Seen {
         method: parts.method.to_string(),
         target: target.clone(),
         headers: parts
@@ -150,7 +210,14 @@ async fn forward(
             })
             .collect(),
         end: end.clone(),
-    });
+    };
+    let hold = state
+        .hold
+        .lock()
+        .expect("tap lock")
+        .as_ref()
+        .and_then(|rule| (rule.matches)(&seen).then(|| (rule.held.clone(), rule.released.clone())));
+    state.seen.lock().expect("tap lock").push(seen);
     parts.uri = format!("http://{upstream}{target}").parse().expect("uri");
     let body = TapBody {
         inner: body,
@@ -158,7 +225,12 @@ async fn forward(
         end,
     };
     // The Host header stays as the proxy signed it.
-    client.request(Request::from_parts(parts, body)).await
+    let answer = client.request(Request::from_parts(parts, body)).await;
+    if let Some((held, mut released)) = hold {
+        held.send_modify(|n| *n += 1);
+        let _ = released.wait_for(|r| *r).await;
+    }
+    answer
 }
 
 /// The request body on its way through, noting how it ended.
@@ -254,8 +326,18 @@ impl Canary {
 /// A harness on s3s-fs whose proxy reaches the upstream only through a [`Tap`];
 /// `adjust` may change the rest of the proxy configuration.
 pub async fn tapped_harness(adjust: impl FnOnce(&mut Config)) -> (Harness, Tap) {
+    tapped_harness_on(UpstreamKind::S3sFs, adjust)
+        .await
+        .expect("s3s-fs harness")
+}
+
+/// [`tapped_harness`] on any upstream; `None` when that upstream cannot run here.
+pub async fn tapped_harness_on(
+    kind: UpstreamKind,
+    adjust: impl FnOnce(&mut Config),
+) -> Option<(Harness, Tap)> {
     let mut tap = None;
-    let h = Harness::start_with(UpstreamKind::S3sFs, |c| {
+    let h = Harness::start_with(kind, |c| {
         let upstream: SocketAddr = c.backends[0]
             .endpoint
             .authority()
@@ -268,7 +350,6 @@ pub async fn tapped_harness(adjust: impl FnOnce(&mut Config)) -> (Harness, Tap) 
         adjust(c);
         tap = Some(t);
     })
-    .await
-    .expect("s3s-fs harness");
-    (h, tap.expect("the tap was installed"))
+    .await?;
+    Some((h, tap.expect("the tap was installed")))
 }
