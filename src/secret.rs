@@ -7,43 +7,52 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// An S3 secret access key (a tenant's virtual secret or a backend admin secret).
+/// An S3 secret access key (a tenant's virtual secret or a backend admin secret), with
+/// its fingerprint computed once (it is checked on every request's key-cache hit).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey(String);
+pub struct SecretKey {
+    secret: String,
+    fingerprint: [u8; 32],
+}
 
 impl SecretKey {
     #[must_use]
     pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
+        let secret = secret.into();
+        let fingerprint = Sha256::digest(secret.as_bytes()).into();
+        Self {
+            secret,
+            fingerprint,
+        }
     }
 
     /// The secret's text, for key derivation and sealing only.
     #[must_use]
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.secret
     }
 
     /// SHA-256 of the secret: binds cached derived keys to the secret they came from,
     /// so a rotation invalidates them without an explicit flush.
     #[must_use]
     pub fn fingerprint(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        self.fingerprint
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.secret.len()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.secret.is_empty()
     }
 }
 
 impl PartialEq for SecretKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+        self.secret.as_bytes().ct_eq(other.secret.as_bytes()).into()
     }
 }
 impl Eq for SecretKey {}
@@ -146,5 +155,7 @@ mod tests {
             SecretKey::new("a").fingerprint(),
             SecretKey::new("b").fingerprint()
         );
+        let want: [u8; 32] = Sha256::digest(b"a").into();
+        assert_eq!(SecretKey::new("a").fingerprint(), want);
     }
 }

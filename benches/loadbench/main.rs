@@ -85,8 +85,13 @@ struct Stack {
     targets: Vec<Target>,
 }
 
+/// The proxy under test: this build's, or `STOWAGE_LOADBENCH_STOWAGE_BIN` (to measure
+/// an earlier build against the same references, for before/after numbers).
 fn stowage_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_stowage"))
+    std::env::var_os("STOWAGE_LOADBENCH_STOWAGE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_stowage")),
+        PathBuf::from,
+    )
 }
 
 async fn seed(direct: &Target, payloads: &Payloads) {

@@ -34,7 +34,7 @@ impl ChainVerifier {
             &self.ctx.amz_date,
             &self.ctx.scope,
             &self.prev,
-            &hex::encode(chunk_sha256),
+            &crate::auth::sigv4::hex32(chunk_sha256),
         );
         self.check_and_advance(&sts, claimed)
     }

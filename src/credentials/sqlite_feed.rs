@@ -45,7 +45,7 @@ const WATERMARK: &str = "changes_pruned_through";
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Created or edited (possibly now disabled or expired: the cache decides usability).
-    Upsert(Credential),
+    Upsert(Box<Credential>),
     /// Deleted, or no longer readable (fails closed).
     Remove(String),
 }
@@ -138,7 +138,7 @@ impl SqliteStore {
             return Ok(Change::Remove(ak));
         };
         match row.into_credential(&self.root) {
-            Ok(c) => Ok(Change::Upsert(c)),
+            Ok(c) => Ok(Change::Upsert(Box::new(c))),
             Err(e) if !stale.check(conn, &self.root) => {
                 tracing::warn!(access_key_id = %ak, error = %e, "dropping unreadable credential");
                 Ok(Change::Remove(ak))
@@ -325,7 +325,7 @@ impl Poller {
             let (changes, next) = blocking(&self.store, move |s| s.changes_since(seq)).await?;
             for change in changes {
                 match change {
-                    Change::Upsert(c) => self.cache.upsert(SourceKind::Sqlite, c),
+                    Change::Upsert(c) => self.cache.upsert(SourceKind::Sqlite, *c),
                     Change::Remove(ak) => {
                         self.cache.remove(SourceKind::Sqlite, &ak);
                     }

@@ -3,7 +3,7 @@
 
 use http::HeaderMap;
 
-use crate::auth::parse::{parse_authorization, parse_presigned};
+use crate::auth::parse::parse_presigned;
 use crate::credentials::cache::CredentialLookup;
 
 /// Whether the request names an access key that exists, by header or presigned query.
@@ -26,20 +26,29 @@ pub fn known_claimed_key(
     query: Option<&str>,
     creds: &dyn CredentialLookup,
 ) -> Option<String> {
-    claimed_access_key(headers, query).filter(|ak| creds.lookup(ak).is_some())
-}
-
-fn claimed_access_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     if let Some(value) = values.next() {
         if values.next().is_some() {
             return None;
         }
-        let header = parse_authorization(value.to_str().ok()?).ok()?;
-        return Some(header.credential.access_key_id);
+        let ak = header_access_key(value.to_str().ok()?)?;
+        return creds.lookup(ak).map(|_| ak.to_owned());
     }
     let params = parse_presigned(query?).ok()??;
-    Some(params.credential.access_key_id)
+    let ak = params.credential.access_key_id;
+    creds.lookup(&ak).is_some().then_some(ak)
+}
+
+/// The access key id of a SigV4 Authorization header, found without the full parse
+/// the verifier does next (this runs on every request): the text between
+/// `Credential=` and the first `/`. A header the verifier would refuse may still name a
+/// known key here; such a request is then charged to its address when it fails
+/// (`IpCharge::OnFailure`), so nothing gets past the limit this way.
+fn header_access_key(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix(crate::auth::sigv4::ALGORITHM)?;
+    let start = rest.find("Credential=")? + "Credential=".len();
+    let ak = rest[start..].split('/').next()?;
+    (!ak.is_empty() && !ak.contains([',', ' '])).then_some(ak)
 }
 
 #[cfg(test)]

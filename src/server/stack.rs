@@ -467,7 +467,7 @@ fn build_outbound(
         .map_err(|_| S3Error::InternalError)?;
     *req.headers_mut() = headers;
     let payload_hash = match &verified.payload {
-        PayloadMode::Sha256(h) => Some(hex::encode(h)),
+        PayloadMode::Sha256(h) => Some(crate::auth::sigv4::hex32(h)),
         _ => None,
     };
     backend

@@ -402,3 +402,14 @@ fn doc_example_chunked_upload_with_trailer() {
         "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435"
     );
 }
+
+#[test]
+fn hex32_matches_the_hex_crate() {
+    for seed in 0u8..=255 {
+        let bytes: [u8; 32] = std::array::from_fn(|i| {
+            seed.wrapping_mul(31)
+                .wrapping_add((i as u8).wrapping_mul(17))
+        });
+        assert_eq!(hex32(&bytes), hex::encode(bytes));
+    }
+}
