@@ -227,15 +227,27 @@ pub fn parse_http_date(value: &str) -> Result<OffsetDateTime, AuthError> {
 #[must_use]
 pub fn format_amz_date(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut out = String::with_capacity(16);
+    // Years outside 0..=9999 cannot be written in four digits; they never parse back
+    // from a request either, so clamping only keeps the width.
+    let year = u32::try_from(t.year().clamp(0, 9999)).unwrap_or(0);
+    push_digits(&mut out, year, 4);
+    push_digits(&mut out, u32::from(u8::from(t.month())), 2);
+    push_digits(&mut out, u32::from(t.day()), 2);
+    out.push('T');
+    push_digits(&mut out, u32::from(t.hour()), 2);
+    push_digits(&mut out, u32::from(t.minute()), 2);
+    push_digits(&mut out, u32::from(t.second()), 2);
+    out.push('Z');
+    out
+}
+
+/// `n` in exactly `width` decimal digits (leading zeros; higher digits dropped).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (n / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
 }
 
 #[cfg(test)]

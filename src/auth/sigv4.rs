@@ -200,15 +200,22 @@ pub fn canonical_request(
     signed_headers: &str,
     payload_hash: &str,
 ) -> String {
-    [
+    let parts = [
         method,
         canonical_uri,
         canonical_query,
         canonical_headers,
         signed_headers,
         payload_hash,
-    ]
-    .join("\n")
+    ];
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 /// The credential scope `date/region/service/aws4_request`.
@@ -221,10 +228,12 @@ pub fn credential_scope(date: &str, region: &str, service: &str) -> String {
 /// request.
 #[must_use]
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let digest = sha256_hex(canonical_request.as_bytes());
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 68);
+    for part in [ALGORITHM, "\n", amz_date, "\n", scope, "\n", &digest] {
+        out.push_str(part);
+    }
+    out
 }
 
 /// The string to sign for one aws-chunked chunk: it chains the previous signature and

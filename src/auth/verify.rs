@@ -101,14 +101,15 @@ fn verify_header(
         return Err(AuthError::Skewed);
     }
     let location = AuthLocation::Header;
-    check_scope(&header.credential, date, location)?;
+    let amz_date = format_amz_date(date);
+    check_scope_date(&header.credential, &amz_date, location)?;
     check_signed_headers(&parts.headers, &header.signed_headers)?;
     let claim = Claim {
         location,
         credential: &header.credential,
         signed_headers: &header.signed_headers,
         signature: &header.signature,
-        amz_date: format_amz_date(date),
+        amz_date,
         canonical_query: sigv4::canonical_query(parts.uri.query().unwrap_or(""), false),
         payload: header_payload(&parts.headers)?,
     };
@@ -174,7 +175,16 @@ fn check_scope(
     date: OffsetDateTime,
     location: AuthLocation,
 ) -> Result<(), AuthError> {
-    if scope.date != format_amz_date(date)[..8] {
+    check_scope_date(scope, &format_amz_date(date), location)
+}
+
+/// [`check_scope`] with the request's date already formatted (`YYYYMMDDTHHMMSSZ`).
+fn check_scope_date(
+    scope: &CredentialScope,
+    amz_date: &str,
+    location: AuthLocation,
+) -> Result<(), AuthError> {
+    if scope.date != amz_date[..8] {
         return Err(AuthError::ScopeDate(location));
     }
     if scope.service != SERVICE {

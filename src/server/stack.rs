@@ -37,7 +37,7 @@ use crate::policy::scope::{
 use crate::ratelimit::known_claimed_key;
 use crate::upstream::UpstreamBackend;
 use crate::upstream::client::OutBody;
-use crate::upstream::headers::{sanitize_inbound, sanitize_outbound, strip_presign_query};
+use crate::upstream::headers::{outbound_headers, sanitize_inbound, strip_presign_query};
 use crate::upstream::idle::IdleTimeoutBody;
 
 /// The client's body as the forwarding steps read it.
@@ -424,8 +424,7 @@ fn build_outbound(
         .map_err(|_| S3Error::InternalError)?;
 
     let content_length = outbound_length(parts, &verified.payload)?;
-    let mut headers = parts.headers.clone();
-    sanitize_outbound(&mut headers);
+    let mut headers = outbound_headers(&parts.headers);
     // The upstream copies exactly the source that was authorised, canonically encoded.
     if let Some(src) = copy_source {
         let value = http::HeaderValue::from_str(&src.to_header_value())

@@ -77,18 +77,22 @@ fn is_forwarding_header(name: &HeaderName) -> bool {
 /// Remove everything that must not be forwarded; `Content-Encoding: aws-chunked` is
 /// reduced to its remaining tokens.
 pub fn sanitize_outbound(headers: &mut HeaderMap) {
-    for name in STRIP_OUTBOUND {
-        headers.remove(*name);
+    *headers = outbound_headers(headers);
+}
+
+/// The headers of `incoming` that may be forwarded (see [`sanitize_outbound`]), copied
+/// in one pass: cheaper than cloning the whole map and then removing each of the
+/// stripped names by hash (which was 2.7 % of a small request's CPU).
+#[must_use]
+pub fn outbound_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len());
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if !STRIP_OUTBOUND.contains(&n) && !is_forwarding_header(name) {
+            out.append(name.clone(), value.clone());
+        }
     }
-    let forwarding: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_forwarding_header(n))
-        .cloned()
-        .collect();
-    for n in forwarding {
-        headers.remove(n);
-    }
-    if let Some(ce) = headers.get(http::header::CONTENT_ENCODING) {
+    if let Some(ce) = out.get(http::header::CONTENT_ENCODING) {
         let rest = ce
             .to_str()
             .ok()
@@ -101,17 +105,24 @@ pub fn sanitize_outbound(headers: &mut HeaderMap) {
             })
             .unwrap_or_default();
         if rest.is_empty() {
-            headers.remove(http::header::CONTENT_ENCODING);
+            out.remove(http::header::CONTENT_ENCODING);
         } else if let Ok(v) = http::HeaderValue::from_str(&rest) {
-            headers.insert(http::header::CONTENT_ENCODING, v);
+            out.insert(http::header::CONTENT_ENCODING, v);
         }
     }
+    out
 }
 
-/// Remove upstream-only headers from a response.
+/// Remove upstream-only headers from a response (one pass, as [`outbound_headers`]).
 pub fn sanitize_inbound(headers: &mut HeaderMap) {
-    for name in STRIP_INBOUND {
-        headers.remove(*name);
+    if headers.keys().any(|n| STRIP_INBOUND.contains(&n.as_str())) {
+        let mut kept = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers.iter() {
+            if !STRIP_INBOUND.contains(&name.as_str()) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        *headers = kept;
     }
 }
 

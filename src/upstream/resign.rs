@@ -11,7 +11,6 @@
 //! byte for byte what aws-sigv4's own `sign` produces (docs/decisions.md, "Outbound
 //! signing").
 
-use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -55,20 +54,10 @@ pub enum ResignError {
 
 /// `YYYYMMDDTHHMMSSZ` for `now` (UTC).
 fn amz_date(now: SystemTime) -> Result<[u8; 16], ResignError> {
-    let t = time::OffsetDateTime::from(now);
-    let mut out = String::with_capacity(16);
-    write!(
-        out,
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-    .map_err(|_| ResignError::Signing)?;
-    out.as_bytes().try_into().map_err(|_| ResignError::Signing)
+    crate::auth::parse::format_amz_date(time::OffsetDateTime::from(now))
+        .as_bytes()
+        .try_into()
+        .map_err(|_| ResignError::Signing)
 }
 
 /// Headers the outbound signature covers: the ones S3 requires or that carry meaning,
@@ -211,15 +200,40 @@ impl UpstreamBackend {
         let date: [u8; 8] = stamp.as_bytes()[..8]
             .try_into()
             .map_err(|_| ResignError::Signing)?;
-        let scope = format!("{}/{}/{SERVICE}/aws4_request", &stamp[..8], self.region);
+        let mut scope = String::with_capacity(32 + self.region.len());
+        for part in [
+            &stamp[..8],
+            "/",
+            &self.region,
+            "/",
+            SERVICE,
+            "/aws4_request",
+        ] {
+            scope.push_str(part);
+        }
         let digest = crate::auth::sigv4::sha256_hex(creq.as_bytes());
-        let string_to_sign = format!("{ALGORITHM}\n{stamp}\n{scope}\n{digest}");
+        let mut string_to_sign = String::with_capacity(128 + scope.len());
+        for part in [ALGORITHM, "\n", stamp, "\n", &scope, "\n", &digest] {
+            string_to_sign.push_str(part);
+        }
         let key = self.key_for(date, now);
         let signature = calculate_signature(key.expose(), string_to_sign.as_bytes());
-        let authorization = format!(
-            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            self.access_key_id
+        let mut authorization = String::with_capacity(
+            64 + self.access_key_id.len() + scope.len() + signed_headers.len() + signature.len(),
         );
+        for part in [
+            ALGORITHM,
+            " Credential=",
+            &self.access_key_id,
+            "/",
+            &scope,
+            ", SignedHeaders=",
+            &signed_headers,
+            ", Signature=",
+            &signature,
+        ] {
+            authorization.push_str(part);
+        }
         let mut value =
             HeaderValue::from_str(&authorization).map_err(|_| ResignError::InvalidHeader)?;
         // Keep the signature out of any header dump (hyper/http honour the flag).

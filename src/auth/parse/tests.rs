@@ -283,3 +283,20 @@ fn every_error_maps_to_an_s3_error_with_a_bounded_reason() {
     let msg = S3Error::from(AuthError::ExpiresOutOfRange { max_secs: 604_800 }).message();
     assert!(msg.contains("604800"));
 }
+
+proptest::proptest! {
+    #[test]
+    fn format_amz_date_writes_what_the_format_macro_would(secs in 0i64..253_402_300_799) {
+        let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        let want = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        proptest::prop_assert_eq!(format_amz_date(t), want);
+    }
+}
