@@ -73,17 +73,23 @@ fn percent_decode(s: &str) -> Cow<'_, [u8]> {
 /// sign for a `+` in a key; an encoded slash (`%2F`) inside a segment stays `%2F`.
 #[must_use]
 pub fn canonical_uri(raw_path: &str) -> String {
-    if raw_path.is_empty() {
-        return "/".to_owned();
-    }
     let mut out = String::with_capacity(raw_path.len() + 8);
+    canonical_uri_into(raw_path, &mut out);
+    out
+}
+
+/// [`canonical_uri`], appended to `out`.
+pub fn canonical_uri_into(raw_path: &str, out: &mut String) {
+    if raw_path.is_empty() {
+        out.push('/');
+        return;
+    }
     for (i, segment) in raw_path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
         }
-        uri_encode_into(&percent_decode(segment), true, &mut out);
+        uri_encode_into(&percent_decode(segment), true, out);
     }
-    out
 }
 
 /// The canonical query string: every `name[=value]` pair decoded (`+` as a space, as
@@ -166,6 +172,17 @@ pub fn canonical_headers(
     authority: Option<&str>,
 ) -> Result<String, HeaderProblem> {
     let mut out = String::with_capacity(signed_headers.len() * 32);
+    canonical_headers_into(headers, signed_headers, authority, &mut out)?;
+    Ok(out)
+}
+
+/// [`canonical_headers`], appended to `out`.
+pub fn canonical_headers_into(
+    headers: &HeaderMap,
+    signed_headers: &[String],
+    authority: Option<&str>,
+    out: &mut String,
+) -> Result<(), HeaderProblem> {
     for name in signed_headers {
         out.push_str(name);
         out.push(':');
@@ -185,7 +202,7 @@ pub fn canonical_headers(
         }
         out.push('\n');
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The canonical request: method, canonical URI, canonical query, canonical headers
@@ -216,6 +233,27 @@ pub fn canonical_request(
         out.push_str(part);
     }
     out
+}
+
+/// A per-thread scratch buffer for building canonical requests: the text is hashed and
+/// dropped right away, so each request reuses the buffer instead of allocating one.
+/// `f` must not re-enter (it never does: it only appends text).
+pub fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(1024));
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            // A rare huge request must not pin its buffer for the thread's lifetime.
+            if buf.capacity() > 64 * 1024 {
+                *buf = String::with_capacity(1024);
+            }
+            r
+        }
+        Err(_) => f(&mut String::new()),
+    })
 }
 
 /// The credential scope `date/region/service/aws4_request`.

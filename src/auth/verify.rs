@@ -261,18 +261,29 @@ pub(super) fn resolve(
 
 fn string_to_sign(parts: &Parts, claim: &Claim<'_>, scope: &str) -> Result<String, AuthError> {
     let authority = parts.uri.authority().map(http::uri::Authority::as_str);
-    // A signed header that is absent (or not text) cannot match what was signed.
-    let headers = sigv4::canonical_headers(&parts.headers, claim.signed_headers, authority)
-        .map_err(|_| AuthError::BadSignature)?;
-    let creq = sigv4::canonical_request(
-        parts.method.as_str(),
-        &sigv4::canonical_uri(parts.uri.path()),
-        &claim.canonical_query,
-        &headers,
-        &claim.signed_headers.join(";"),
-        &claim.payload.hash,
-    );
-    Ok(sigv4::string_to_sign(&claim.amz_date, scope, &creq))
+    // The canonical request is written into a reused buffer (see `sigv4::with_scratch`),
+    // in the layout of `sigv4::canonical_request`, then hashed into the string to sign.
+    sigv4::with_scratch(|creq| {
+        creq.push_str(parts.method.as_str());
+        creq.push('\n');
+        sigv4::canonical_uri_into(parts.uri.path(), creq);
+        creq.push('\n');
+        creq.push_str(&claim.canonical_query);
+        creq.push('\n');
+        // A signed header that is absent (or not text) cannot match what was signed.
+        sigv4::canonical_headers_into(&parts.headers, claim.signed_headers, authority, creq)
+            .map_err(|_| AuthError::BadSignature)?;
+        creq.push('\n');
+        for (i, name) in claim.signed_headers.iter().enumerate() {
+            if i > 0 {
+                creq.push(';');
+            }
+            creq.push_str(name);
+        }
+        creq.push('\n');
+        creq.push_str(&claim.payload.hash);
+        Ok(sigv4::string_to_sign(&claim.amz_date, scope, creq))
+    })
 }
 
 /// Signed aws-chunked bodies chain their chunk signatures from this request's.

@@ -168,35 +168,39 @@ impl UpstreamBackend {
             .collect();
         names.sort_unstable();
         let uri = req.uri();
-        let mut creq = String::with_capacity(512);
-        creq.push_str(req.method().as_str());
-        creq.push('\n');
-        creq.push_str(if uri.path().is_empty() {
-            "/"
-        } else {
-            uri.path()
-        });
-        creq.push('\n');
-        creq.push_str(&canonical_query(uri.query().unwrap_or_default(), false));
-        creq.push('\n');
-        for name in &names {
-            creq.push_str(name);
-            creq.push(':');
-            for (i, value) in headers.get_all(*name).iter().enumerate() {
-                let text = value.to_str().map_err(|_| ResignError::InvalidHeader)?;
-                if i > 0 {
-                    creq.push(',');
+        let (signed_headers, digest) = crate::auth::sigv4::with_scratch(|creq| {
+            creq.push_str(req.method().as_str());
+            creq.push('\n');
+            creq.push_str(if uri.path().is_empty() {
+                "/"
+            } else {
+                uri.path()
+            });
+            creq.push('\n');
+            creq.push_str(&canonical_query(uri.query().unwrap_or_default(), false));
+            creq.push('\n');
+            for name in &names {
+                creq.push_str(name);
+                creq.push(':');
+                for (i, value) in headers.get_all(*name).iter().enumerate() {
+                    let text = value.to_str().map_err(|_| ResignError::InvalidHeader)?;
+                    if i > 0 {
+                        creq.push(',');
+                    }
+                    creq.push_str(&canonical_header_value(text));
                 }
-                creq.push_str(&canonical_header_value(text));
+                creq.push('\n');
             }
             creq.push('\n');
-        }
-        creq.push('\n');
-        let signed_headers = names.join(";");
-        creq.push_str(&signed_headers);
-        creq.push('\n');
-        creq.push_str(payload);
-
+            let signed_headers = names.join(";");
+            creq.push_str(&signed_headers);
+            creq.push('\n');
+            creq.push_str(payload);
+            Ok::<_, ResignError>((
+                signed_headers,
+                crate::auth::sigv4::sha256_hex(creq.as_bytes()),
+            ))
+        })?;
         let date: [u8; 8] = stamp.as_bytes()[..8]
             .try_into()
             .map_err(|_| ResignError::Signing)?;
@@ -211,7 +215,6 @@ impl UpstreamBackend {
         ] {
             scope.push_str(part);
         }
-        let digest = crate::auth::sigv4::sha256_hex(creq.as_bytes());
         let mut string_to_sign = String::with_capacity(128 + scope.len());
         for part in [ALGORITHM, "\n", stamp, "\n", &scope, "\n", &digest] {
             string_to_sign.push_str(part);

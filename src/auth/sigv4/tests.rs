@@ -413,3 +413,20 @@ fn hex32_matches_the_hex_crate() {
         assert_eq!(hex32(&bytes), hex::encode(bytes));
     }
 }
+
+#[test]
+fn the_scratch_buffer_starts_empty_each_time_and_survives_nesting() {
+    with_scratch(|b| b.push_str("left over"));
+    let inner = with_scratch(|outer| {
+        outer.push_str("outer");
+        // A nested use gets its own buffer instead of panicking on the borrow.
+        let inner = with_scratch(|b| {
+            b.push_str("inner");
+            b.clone()
+        });
+        (outer.clone(), inner)
+    });
+    assert_eq!(inner, ("outer".to_owned(), "inner".to_owned()));
+    with_scratch(|b| b.push_str(&"x".repeat(100_000)));
+    assert!(with_scratch(|b| b.is_empty() && b.capacity() <= 64 * 1024));
+}
