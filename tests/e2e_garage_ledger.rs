@@ -152,8 +152,9 @@ impl Probe<'_> {
             .expect_ok("DeleteObjects");
     }
 
-    /// A multipart upload of a 5 MiB part and a smaller one; completed or aborted.
-    async fn multipart(&self, key: &str, complete: bool) {
+    /// Start a multipart upload of `key` and upload a 5 MiB part and one of `tail`
+    /// bytes; the upload id and the parts to complete it with.
+    async fn upload_parts(&self, key: &str, tail: u64) -> (String, Vec<CompletedPart>) {
         let (c, bucket) = (&self.c, &self.h.bucket);
         let id = c
             .create_multipart_upload()
@@ -166,7 +167,7 @@ impl Probe<'_> {
             .expect("upload id")
             .to_owned();
         let mut parts = Vec::new();
-        for (n, size) in [(1, 5 * MIB), (2, 300 * KIB)] {
+        for (n, size) in [(1, 5 * MIB), (2, tail)] {
             let out = c
                 .upload_part()
                 .bucket(bucket)
@@ -184,6 +185,13 @@ impl Probe<'_> {
                     .build(),
             );
         }
+        (id, parts)
+    }
+
+    /// A multipart upload of a 5 MiB part and a smaller one; completed or aborted.
+    async fn multipart(&self, key: &str, complete: bool) {
+        let (c, bucket) = (&self.c, &self.h.bucket);
+        let (id, parts) = self.upload_parts(key, 300 * KIB).await;
         if complete {
             c.complete_multipart_upload()
                 .bucket(bucket)
@@ -493,37 +501,12 @@ async fn an_upload_completed_while_a_rescan_lists_the_bucket_is_not_lost() {
     set_limits(&h, &h.bucket, hard(CAP));
     wait_known(&h, &h.bucket).await;
     let (ak, sk) = h.bucket_credential(Access::ReadWrite);
-    let c = h.client(&ak, &sk);
-    let (bucket, key) = (h.bucket.clone(), "big");
-    let id = c
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key(key)
-        .send()
-        .await
-        .expect_ok("CreateMultipartUpload")
-        .upload_id()
-        .expect("upload id")
-        .to_owned();
-    let mut parts = Vec::new();
-    for (n, size) in [(1, 5 * MIB), (2, 700 * KIB)] {
-        let out = c
-            .upload_part()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(pattern(usize::try_from(size).expect("size"), 9).into())
-            .send()
-            .await
-            .expect_ok("UploadPart");
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .build(),
-        );
-    }
+    let p = Probe {
+        h: &h,
+        c: h.client(&ak, &sk),
+    };
+    let (c, bucket, key) = (&p.c, h.bucket.clone(), "big");
+    let (id, parts) = p.upload_parts(key, 700 * KIB).await;
     assert_eq!(quiet_gap(&h).await, (0, 0), "the parts are counted");
 
     // Hold the answer to the scanner's object listing (it reflects the bucket before
