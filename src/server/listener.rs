@@ -25,6 +25,10 @@ use super::conn_guard::{ConnGuard, GuardedIo, Ticket, TicketBody, Timeouts};
 use super::head_check::{HeadFacts, HeadLimits};
 use crate::error::S3Error;
 
+/// Largest read buffer of a tenant connection: request bodies are read (and sent
+/// on) in frames up to this size.
+const BODY_READ_BUFFER: usize = 256 * 1024;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -73,7 +77,9 @@ pub async fn serve<H, F>(
         .header_read_timeout(None)
         .max_headers(limits.max_headers.saturating_mul(2))
         .max_header_size(hard_header_bytes)
-        .max_buf_size(hard_header_bytes.max(64 * 1024))
+        // The read buffer grows to this for bodies (uploads arrive in frames this
+        // large); the head limit is `max_header_size`, not this.
+        .max_buf_size(hard_header_bytes.max(BODY_READ_BUFFER))
         .keep_alive(true);
     let timeouts = Timeouts {
         idle: limits.idle_timeout,
